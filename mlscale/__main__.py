@@ -1,0 +1,3 @@
+from mlscale.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""Run configuration and the dataclass -> argparse bridge.
+
+`RunConfig` holds the flags every workload shares (`mlscale run W --epochs 2`);
+a workload's own `Config` dataclass adds its flags next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def opt(default: Any, help: str, choices: tuple | None = None, metavar: str | None = None):
+    """A dataclass field that documents its command-line flag."""
+    meta = {"help": help}
+    if choices:
+        meta["choices"] = choices
+    if metavar:
+        meta["metavar"] = metavar
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RunConfig:
+    """Flags common to every workload (the run contract in design.md)."""
+
+    mode: str = opt("train", "train: epochs of train+test steps; inference: one timed inference pass; "
+                    "iotest: read and distribute data only", choices=("train", "inference", "iotest"))
+    epochs: int = opt(2, "training epochs (the tables report the first and second)")
+    batch_size: int = opt(32, "samples per rank per step (weak scaling)")
+    global_batch_size: int | None = opt(None, "samples per step over all ranks (strong scaling); "
+                                        "must divide by the number of ranks; overrides --batch-size")
+    lr: float | None = opt(None, "learning rate (default: the workload's)")
+    infer: bool = opt(False, "after training, time an inference pass (fills the inference table)")
+    max_steps: int | None = opt(None, "cap on steps per epoch (and per inference pass)")
+    warmup_steps: int = opt(0, "untimed training steps before the first epoch")
+    backend: str = opt("ddp", "communication backend: ddp (torch.distributed), mpi (mpi4py), single, "
+                       "or another registered one")
+    device: str = opt("auto", "auto (a GPU per local rank if any), cpu, or cuda")
+    amp: bool = opt(False, "automatic mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU)")
+    channels_last: bool = opt(False, "channels_last memory format for model and inputs")
+    compile: bool = opt(False, "torch.compile the model")
+    cuda_graphs: bool = opt(False, "capture the whole training step in a CUDA graph (CUDA only)")
+    seed: int = opt(1234, "random seed (identical on every rank)")
+    system: str = opt("local", "system name written in the tables (e.g. PEARL, SCARF, theta)")
+    tag: str = opt("", "free-form tag stored in the record, for filtering")
+    out: str = opt("runs", "results root: the run directory is created inside it", metavar="DIR")
+    run_id: str | None = opt(None, "name of the run directory (default: generated, unique)")
+    progress: bool = opt(True, "tqdm progress bars on rank 0")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _base_type(tp: Any) -> Any:
+    """`int | None` -> int; `bool` stays bool."""
+    if isinstance(tp, str):
+        tp = eval(tp, vars(typing))  # dataclass annotations are strings under `from __future__`
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser | Any, cls: type, title: str | None = None) -> None:
+    """Add one flag per dataclass field; defaults and help come from the field."""
+    group = parser.add_argument_group(title) if title else parser
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _base_type(hints.get(f.name, f.type))
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        help_text = f.metadata.get("help", "")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(tp) in (list, tuple):
+            kwargs["type"] = typing.get_args(tp)[0]
+            kwargs["nargs"] = "+"
+        else:
+            kwargs["type"] = tp
+        if "choices" in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        if "metavar" in f.metadata:
+            kwargs["metavar"] = f.metadata["metavar"]
+        if default not in (None, "", False) and tp is not bool:
+            help_text += f" (default: {default})"
+        group.add_argument(_flag(f.name), help=help_text, **kwargs)

@@ -1,0 +1,1 @@
+"""Communicator backends, one module each; imported by `mlscale.launch.comm`."""

@@ -1,0 +1,76 @@
+"""torch.distributed: gloo on CPU, nccl on GPU; the model is wrapped in DDP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+
+from mlscale.launch.comm import Communicator
+
+
+class DdpCommunicator(Communicator):
+    name = "ddp"
+
+    def __init__(self, env, device="cpu"):
+        super().__init__(env, device)
+        import torch
+        import torch.distributed as dist
+
+        self.torch, self.dist = torch, dist
+        self.pg_backend = "nccl" if str(device).startswith("cuda") else "gloo"
+        if not dist.is_initialized():
+            dist.init_process_group(
+                backend=self.pg_backend,
+                init_method=f"tcp://{env.master_addr}:{env.master_port}",
+                rank=env.rank,
+                world_size=env.size,
+                timeout=timedelta(minutes=10),
+            )
+        # Object collectives and metric reductions run on gloo-compatible CPU
+        # tensors unless the process group is nccl.
+        self.coll_device = device if self.pg_backend == "nccl" else "cpu"
+
+    def barrier(self):
+        self.dist.barrier()
+
+    def _allreduce_array(self, array, op):
+        ops = {"sum": self.dist.ReduceOp.SUM, "max": self.dist.ReduceOp.MAX, "min": self.dist.ReduceOp.MIN}
+        tensor = self.torch.from_numpy(np.array(array, dtype=np.float64)).to(self.coll_device)
+        self.dist.all_reduce(tensor, op=ops[op])
+        return tensor.cpu().numpy()
+
+    def gather(self, obj, root=0):
+        out = [None] * self.size if self.rank == root else None
+        self.dist.gather_object(obj, out, dst=root)
+        return out
+
+    def bcast(self, obj, root=0):
+        box = [obj]
+        self.dist.broadcast_object_list(box, src=root)
+        return box[0]
+
+    def _scatter_into(self, send, out, root):
+        # Travel as raw bytes so any numpy dtype (structured voxel records too) fits.
+        torch = self.torch
+        out_bytes = out.reshape(-1).view(np.uint8)
+        recv = torch.from_numpy(out_bytes).to(self.coll_device)
+        parts = None
+        if send is not None:
+            parts = [torch.from_numpy(np.ascontiguousarray(c).reshape(-1).view(np.uint8)).to(self.coll_device) for c in send]
+        self.dist.scatter(recv, parts, src=root)
+        np.copyto(out_bytes, recv.cpu().numpy())
+
+    def wrap_model(self, model):
+        from torch.nn.parallel import DistributedDataParallel
+
+        if str(self.device).startswith("cuda"):
+            return DistributedDataParallel(model, device_ids=[self.torch.device(self.device).index])
+        return DistributedDataParallel(model)
+
+    def broadcast_parameters(self, model):
+        pass  # DDP broadcasts rank 0's state when it wraps the model.
+
+    def close(self):
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()

@@ -1,0 +1,135 @@
+"""Communicators: the few collective operations the harness needs.
+
+A backend is one subclass of `Communicator` in `mlscale/launch/backends/`,
+registered by its `name`; `create_communicator()` finds it there, so adding a
+backend (Horovod, say) means adding one module, not editing this one.
+
+Besides collectives on plain Python/numpy values (barrier, allreduce, gather,
+broadcast, scatter of numpy buffers), a communicator carries the hooks the
+training loop calls to make data-parallel training work on it: wrap the model,
+wrap the optimizer, average gradients after backward, and start all ranks from
+rank 0's parameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from mlscale.errors import UserError
+from mlscale.launch.env import RankEnv
+
+REDUCE_OPS = ("sum", "max", "min", "mean")
+
+
+class Communicator:
+    name: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[Communicator]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Communicator.registry[cls.name] = cls
+
+    def __init__(self, env: RankEnv, device: str = "cpu"):
+        self.env = env
+        self.device = device
+
+    # -- identity -----------------------------------------------------------
+    @property
+    def rank(self) -> int:
+        return self.env.rank
+
+    @property
+    def size(self) -> int:
+        return self.env.size
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    # -- collectives (override in backends) ----------------------------------
+    def barrier(self) -> None:
+        raise NotImplementedError
+
+    def allreduce(self, value: float | np.ndarray, op: str = "sum") -> float | np.ndarray:
+        """Reduce a number or float64 array over ranks; every rank gets the result."""
+        if op not in REDUCE_OPS:
+            raise ValueError(f"unknown reduce op {op!r}")
+        array = np.asarray(value, dtype=np.float64)
+        out = self._allreduce_array(array, "sum" if op == "mean" else op)
+        if op == "mean":
+            out = out / self.size
+        return float(out) if np.ndim(value) == 0 else out
+
+    def _allreduce_array(self, array: np.ndarray, op: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def gather(self, obj: Any, root: int = 0) -> list[Any] | None:
+        """Gather picklable objects; the root gets a list in rank order, others None."""
+        raise NotImplementedError
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        raise NotImplementedError
+
+    def scatter_array(self, chunks: Sequence[np.ndarray] | None, root: int = 0) -> np.ndarray:
+        """Scatter equal-shaped numpy buffers: rank i gets chunks[i] from the root.
+
+        Only the root passes `chunks` (one per rank, same shape and dtype); the
+        shape travels first so other ranks can allocate their receive buffer.
+        """
+        if self.rank == root:
+            if chunks is None or len(chunks) != self.size:
+                raise ValueError(f"scatter_array needs {self.size} chunks on the root")
+            first = np.ascontiguousarray(chunks[0])
+            if any(c.shape != first.shape or c.dtype != first.dtype for c in chunks):
+                raise ValueError("scatter_array chunks must share one shape and dtype")
+            meta = (first.shape, first.dtype.str)
+        else:
+            meta = None
+        shape, dtype = self.bcast(meta, root=root)
+        out = np.empty(shape, dtype=np.dtype(dtype))
+        send = np.ascontiguousarray(np.stack(chunks)) if self.rank == root else None
+        self._scatter_into(send, out, root)
+        return out
+
+    def _scatter_into(self, send: np.ndarray | None, out: np.ndarray, root: int) -> None:
+        raise NotImplementedError
+
+    # -- data-parallel training hooks (defaults: nothing to do) ---------------
+    def wrap_model(self, model):
+        return model
+
+    def wrap_optimizer(self, optimizer, model):
+        return optimizer
+
+    def broadcast_parameters(self, model) -> None:
+        """Make every rank start from rank 0's weights."""
+
+    def after_backward(self, model) -> None:
+        """Average gradients over ranks, for backends that do not do it themselves."""
+
+    def close(self) -> None:
+        pass
+
+
+def _load_backends() -> None:
+    import mlscale.launch.backends as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{info.name}")
+
+
+def backend_names() -> list[str]:
+    _load_backends()
+    return sorted(Communicator.registry)
+
+
+def create_communicator(name: str, env: RankEnv, device: str = "cpu") -> Communicator:
+    names = backend_names()
+    if name not in Communicator.registry:
+        raise UserError(f"--backend {name!r} is not one of: {', '.join(names)}")
+    return Communicator.registry[name](env, device)

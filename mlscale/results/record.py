@@ -1,0 +1,151 @@
+"""Run directories: writing them atomically and reading them back.
+
+A run directory holds:
+
+- `record.json` — the whole run (schema below), written by rank 0;
+- `ranks.jsonl` — one JSON object per rank: its host, device, per-epoch times
+  and per-phase step statistics;
+- `run.log` — every rank's log lines, rank-prefixed;
+- optional extra files a workload or a later stage adds (`mllog.txt`, predictions).
+
+`record.json` keys (schema_version 1). Times are seconds; a time "of the run"
+is the slowest rank's; samples are global (all ranks):
+
+    schema_version, run_id, workload, mode, status ("ok" | "failed"), error,
+    system, tag, started_at, finished_at (ISO 8601, UTC),
+    launcher, backend, device_type ("cpu" | "cuda"), num_ranks, num_nodes,
+    num_gpus, hosts, versions{...}, git_revision,
+    config{run{...}, workload{...}}, batch_size (per rank), global_batch_size,
+    epochs (count), learning_rate, accuracy_metric, accuracy_caption,
+    setup_time, total_time,
+    epoch_stats: [{epoch, wall_time, train_time, test_time, train_samples,
+                   test_samples, train_imgs_per_s, test_imgs_per_s,
+                   train_loss, test_loss, train_metrics{}, test_metrics{}}],
+    train_loss, test_loss, train_accuracy, test_accuracy (last epoch),
+    inference: {total_time, samples, imgs_per_s} | null,
+    iotest: {...} | null,
+    phases: {phase: {mean, median, p95, min, max,          (per-step seconds, all ranks' steps)
+                     rank_mean_min, rank_mean_max, slowest_rank}},
+    workload_info{...}
+
+This module is read by report tools on login nodes: it never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from mlscale.errors import UserError
+
+SCHEMA_VERSION = 1
+RECORD = "record.json"
+RANKS = "ranks.jsonl"
+LOG = "run.log"
+
+
+def write_run_dir(
+    root: str | os.PathLike,
+    run_id: str,
+    record: dict,
+    ranks: Iterable[dict],
+    log_text: str = "",
+    extra_files: dict[str, str | bytes] | None = None,
+) -> Path:
+    """Write a complete run directory, or nothing: files go to a hidden
+    temporary directory first, which is renamed into place at the end."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / run_id
+    if final.exists():
+        raise UserError(f"{final}: run directory already exists; choose another --run-id")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=root))
+    try:
+        (tmp / RECORD).write_text(json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n")
+        with open(tmp / RANKS, "w") as fh:
+            for entry in ranks:
+                fh.write(json.dumps(entry, default=_jsonable) + "\n")
+        (tmp / LOG).write_text(log_text)
+        for name, content in (extra_files or {}).items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content if isinstance(content, bytes) else content.encode())
+        os.chmod(tmp, 0o755)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace one file atomically (write a sibling, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _jsonable(value: Any):
+    # numpy scalars and arrays, Paths: make them plain JSON.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def load_record(run_dir: str | os.PathLike) -> dict:
+    """Read one run directory's record.json, with a one-line error when it is not one."""
+    run_dir = Path(run_dir)
+    path = run_dir / RECORD
+    if not run_dir.exists():
+        raise UserError(f"{run_dir}: no such run directory")
+    if not path.is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {RECORD})")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(record, dict) or "schema_version" not in record:
+        raise UserError(f"{path}: not an mlscale run record (no schema_version)")
+    if record["schema_version"] > SCHEMA_VERSION:
+        raise UserError(f"{path}: record schema {record['schema_version']} is newer than this mlscale reads")
+    record.setdefault("run_dir", str(run_dir))
+    return record
+
+
+def load_ranks(run_dir: str | os.PathLike) -> list[dict]:
+    path = Path(run_dir) / RANKS
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no {RANKS}")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Run directories named directly, or found anywhere below the given paths."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise UserError(f"{p}: no such run directory")
+        if (p / RECORD).is_file():
+            found.append(p)
+            continue
+        below = sorted(r.parent for r in p.rglob(RECORD) if not any(part.startswith(".") for part in r.parts[len(p.parts):]))
+        if not below:
+            raise UserError(f"{p}: no run records (record.json) found in it")
+        found.extend(below)
+    return list(dict.fromkeys(found))
+
+
+def load_records(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    return [load_record(d) for d in find_run_dirs(paths)]
