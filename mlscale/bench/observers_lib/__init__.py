@@ -1,0 +1,1 @@
+"""Run observers (MLPerf logging, hardware monitors), one module each; see mlscale.bench.observers."""
