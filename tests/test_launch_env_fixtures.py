@@ -3,7 +3,8 @@
 Each fixture in tests/fixtures/launcher_env/ is the launcher-related environment of one rank,
 written by scripts/record-launcher-env.py under the real launcher on this project's machine:
 Open MPI 5 `mpirun -np 2`, `python -m torch.distributed.run --nproc-per-node 2` (torchrun),
-MPICH 5 Hydra `mpiexec -n 2` and `horovodrun --gloo -np 2` (Horovod 0.28.1).
+MPICH 5 Hydra `mpiexec -n 2`, and Horovod 0.28.1's `horovodrun --gloo -np 2` and `horovodrun -np 2`
+(MPI mode).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ EXPECTED = {
     "mpich_rank1": ("mpich", 1, 2, 1, 2),
     "horovodrun_rank0": ("horovodrun", 0, 2, 0, 2),
     "horovodrun_rank1": ("horovodrun", 1, 2, 1, 2),
+    # horovodrun in MPI mode runs mpirun and sets no HOROVOD_* variables: it is Open MPI underneath.
+    "horovodrun_mpi_rank0": ("openmpi", 0, 2, 0, 2),
+    "horovodrun_mpi_rank1": ("openmpi", 1, 2, 1, 2),
 }
 
 
@@ -54,7 +58,7 @@ def test_torchrun_rendezvous_comes_from_its_variables():
 
 
 def test_ranks_of_one_launch_agree_on_size_and_differ_in_rank():
-    for name in ("openmpi", "torchrun", "mpich", "horovodrun"):
+    for name in ("openmpi", "torchrun", "mpich", "horovodrun", "horovodrun_mpi"):
         envs = [detect_environment(load(f"{name}_rank{r}"), use_mpi=False) for r in (0, 1)]
         assert [e.rank for e in envs] == [0, 1]
         assert {e.size for e in envs} == {2}
