@@ -2,7 +2,7 @@
 
 Run it under a real launcher to record a fixture for tests/test_launch_env_fixtures.py, e.g.
     mpirun -np 2 python scripts/record-launcher-env.py openmpi tests/fixtures/launcher_env
-    python -m torch.distributed.run --nproc-per-node 2 scripts/record-launcher-env.py torchrun tests/fixtures/launcher_env
+    torchrun --nproc-per-node 2 scripts/record-launcher-env.py torchrun tests/fixtures/launcher_env
     horovodrun --gloo -np 2 python scripts/record-launcher-env.py horovodrun tests/fixtures/launcher_env
 Only launcher variables are kept (no PATH, no home directory, no credentials).
 """
@@ -14,10 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-PREFIXES = ("OMPI_", "PMIX_", "PRTE_", "PMI_", "HYDRA_", "MPI_LOCAL", "TORCHELASTIC_", "HOROVOD_", "MASTER_",
-            "SLURM_", "PALS_", "ALPS_")
-NAMES = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
-         "ROLE_WORLD_SIZE", "ROLE_NAME"}
+PREFIXES = tuple("OMPI_ PMIX_ PRTE_ PMI_ HYDRA_ MPI_LOCAL TORCHELASTIC_ HOROVOD_ MASTER_ SLURM_ PALS_ ALPS_".split())
+NAMES = set("RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK GROUP_WORLD_SIZE ROLE_RANK ROLE_WORLD_SIZE".split())
 RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "HOROVOD_RANK", "RANK", "PMIX_RANK", "SLURM_PROCID")
 
 

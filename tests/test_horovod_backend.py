@@ -24,8 +24,10 @@ except ImportError as exc:  # `make test` builds it first (mk/horovod.mk); a bar
 PROBE = REPO / "tests" / "helpers" / "horovod_probe.py"
 VENV_BIN = Path(sys.executable).parent
 # A tiny synthetic run: 3 epochs of 6 steps, 2 ranks x 8 samples.
-TINY = ["synthetic", "--model", "tiny", "--image-size", "32", "--num-classes", "10", "--batch-size", "8",
-        "--steps-per-epoch", "6", "--test-steps", "2", "--epochs", "3", "--no-progress"]
+TINY = (
+    "synthetic --model tiny --image-size 32 --num-classes 10 --batch-size 8 --steps-per-epoch 6 --test-steps 2".split()
+)
+EPOCHS = ["--epochs", "3", "--no-progress"]
 
 
 def horovodrun(*args: str, gloo: bool, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -91,7 +93,7 @@ def test_same_loss_trajectory_as_ddp(tmp_path):
     """Same seed, same global batch (2 x 8): DDP (gloo) and Horovod (MPI) train the same model."""
     losses = {}
     for backend in ("ddp", "horovod"):
-        run_mlscale("run", *TINY, "--backend", backend, "--out", str(tmp_path / backend), ranks=2)
+        run_mlscale("run", *TINY, *EPOCHS, "--backend", backend, "--out", str(tmp_path / backend), ranks=2)
         losses[backend] = epoch_losses(tmp_path / backend)
     ddp, hvd = losses["ddp"], losses["horovod"]
     assert ddp.shape == (3, 3)
@@ -101,12 +103,12 @@ def test_same_loss_trajectory_as_ddp(tmp_path):
 
 def test_horovodrun_gloo_writes_a_record_the_report_reads(tmp_path):
     out = tmp_path / "runs"
-    horovodrun("-m", "mlscale", "run", *TINY[:-3], "--epochs", "1", "--no-progress", "--backend", "horovod",
-               "--out", str(out), gloo=True)
+    args = [*TINY, "--epochs", "1", "--no-progress", "--backend", "horovod", "--out", str(out)]
+    horovodrun("-m", "mlscale", "run", *args, gloo=True)
     (run_dir,) = [p for p in out.iterdir() if (p / "record.json").is_file()]
     record = json.loads((run_dir / "record.json").read_text())
-    assert (record["status"], record["launcher"], record["backend"], record["num_ranks"]) == (
-        "ok", "horovodrun", "horovod", 2)
+    summary = (record["status"], record["launcher"], record["backend"], record["num_ranks"])
+    assert summary == ("ok", "horovodrun", "horovod", 2)
     assert record["epoch_stats"][0]["train_samples"] == 2 * 8 * 6
     report = run_mlscale("report", str(out), "--format", "csv").stdout
     assert record["run_id"] in report or "synthetic" in report

@@ -46,8 +46,8 @@ def test_every_fixture_has_an_expectation():
 def test_detects_recorded_launcher(stem):
     launcher, rank, size, local_rank, local_size = EXPECTED[stem]
     env = detect_environment(load(stem), use_mpi=False)
-    assert (env.launcher, env.rank, env.size, env.local_rank, env.local_size) == (
-        launcher, rank, size, local_rank, local_size)
+    found = (env.launcher, env.rank, env.size, env.local_rank, env.local_size)
+    assert found == (launcher, rank, size, local_rank, local_size)
     assert env.num_nodes == 1
 
 

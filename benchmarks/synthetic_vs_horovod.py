@@ -1,0 +1,178 @@
+"""Horovod's synthetic benchmark procedure vs mlscale's `synthetic` workload under --backend horovod.
+
+Baseline: the procedure of Horovod's examples/pytorch/pytorch_synthetic_benchmark.py, written here from
+its published description: a torchvision model on one random batch made once; SGD (lr 0.01 x size)
+in hvd.DistributedOptimizer; parameters and optimizer state broadcast from rank 0; `num-warmup-batches`
+untimed steps; then `num-iters` iterations of `num-batches-per-iter` steps, each timed with timeit;
+img/s per iteration = batch x batches-per-iter / time; rank 0 reports mean +- 1.96 std, and the total
+as rank 0's mean x size.
+
+mlscale: `mlscale run synthetic --backend horovod` with the same ranks, per-rank batch, model and
+number of timed steps (warm-up as --warmup-steps); its total is all ranks' samples over the slowest
+rank's training time (record.json), and rank 0's rate x size (ranks.jsonl) is shown beside it.
+
+Both run under the same launcher (`mpirun -np R` by default), alternately, `--repeats` times; the
+ratio (mlscale / Horovod, same way of totalling: rank 0's rate x size) uses the medians. Goal >= 0.99.
+
+    python benchmarks/synthetic_vs_horovod.py --ranks 2 --model resnet18 --image-size 64 --batch-size 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import timeit
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ranks", type=int, default=2)
+    p.add_argument("--model", default="resnet18", help="torchvision model (resnet18/34/50/101/152)")
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=16, help="per rank")
+    p.add_argument("--num-warmup-batches", type=int, default=5)
+    p.add_argument("--num-batches-per-iter", type=int, default=5)
+    p.add_argument("--num-iters", type=int, default=6)
+    p.add_argument("--repeats", type=int, default=2, help="alternating runs of each side")
+    p.add_argument("--launcher", choices=("mpirun", "horovodrun-gloo"), default="mpirun")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one rank of the Horovod side
+    return p.parse_args(argv)
+
+
+# -- the Horovod side: one rank ------------------------------------------------------------------
+
+
+def horovod_worker(args: argparse.Namespace) -> None:
+    import horovod.torch as hvd
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torchvision import models
+
+    hvd.init()
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", hvd.local_rank()) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    model = models.get_model(args.model, weights=None, num_classes=args.num_classes).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01 * hvd.size())
+    optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=model.named_parameters(), op=hvd.Average)
+    hvd.broadcast_parameters(model.state_dict(), root_rank=0)
+    hvd.broadcast_optimizer_state(optimizer, root_rank=0)
+
+    data = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+    target = torch.randint(0, args.num_classes, (args.batch_size,), device=device)
+
+    def benchmark_step():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(data), target)
+        loss.backward()
+        optimizer.step()
+        if cuda:
+            torch.cuda.synchronize()
+
+    timeit.timeit(benchmark_step, number=args.num_warmup_batches)
+    img_secs = []
+    for _ in range(args.num_iters):
+        seconds = timeit.timeit(benchmark_step, number=args.num_batches_per_iter)
+        img_secs.append(args.batch_size * args.num_batches_per_iter / seconds)
+    if hvd.rank() == 0:
+        mean, conf = float(np.mean(img_secs)), float(1.96 * np.std(img_secs))
+        size = hvd.size()
+        result = dict(img_secs=img_secs, mean=mean, conf=conf, size=size, total=size * mean, total_conf=size * conf)
+        print("RESULT " + json.dumps(result), flush=True)
+    hvd.shutdown()
+
+
+# -- the driver ----------------------------------------------------------------------------------------
+
+
+def launch(args: argparse.Namespace, command: list[str]) -> str:
+    bin_dir = str(Path(sys.executable).parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "PRTE_", "HOROVOD_"))}
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    if args.launcher == "mpirun":
+        flags = f"--allow-run-as-root --oversubscribe --bind-to none -np {args.ranks} -x PYTHONPATH -x OMP_NUM_THREADS"
+        prefix = [shutil.which("mpirun", path=env["PATH"]), *flags.split()]
+    else:
+        prefix = [shutil.which("horovodrun", path=env["PATH"]), "--gloo", "-np", str(args.ranks)]
+    proc = subprocess.run(prefix + [sys.executable, *command], capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        sys.exit(
+            f"{' '.join(prefix + command)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+        )
+    return proc.stdout
+
+
+def run_horovod(args: argparse.Namespace) -> dict:
+    keep = "model image_size num_classes batch_size num_warmup_batches num_batches_per_iter num_iters".split()
+    flags = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in keep]
+    out = launch(args, [str(Path(__file__).resolve()), "--worker", *flags])
+    line = next(line for line in out.splitlines() if "RESULT " in line)
+    return json.loads(line.split("RESULT ", 1)[1])
+
+
+def run_mlscale(args: argparse.Namespace) -> dict:
+    steps = args.num_iters * args.num_batches_per_iter
+    with tempfile.TemporaryDirectory(prefix="mlscale-bench-") as tmp:
+        flags = (
+            f"--backend horovod --model {args.model} --image-size {args.image_size} --num-classes {args.num_classes} "
+            f"--batch-size {args.batch_size} --warmup-steps {args.num_warmup_batches} --steps-per-epoch {steps} "
+            "--test-steps 1 --epochs 1 --no-progress --run-id bench"
+        )
+        launch(args, ["-m", "mlscale", "run", "synthetic", *flags.split(), "--out", tmp])
+        run_dir = Path(tmp) / "bench"
+        record = json.loads((run_dir / "record.json").read_text())
+        ranks = [json.loads(line) for line in (run_dir / "ranks.jsonl").read_text().splitlines()]
+    epoch = record["epoch_stats"][0]
+    rank0 = next(r for r in ranks if r["rank"] == 0)["epochs"][0]
+    rank0_rate = rank0["train_samples"] / rank0["train_time"]
+    return {"total": epoch["train_imgs_per_s"], "rank0_x_size": rank0_rate * len(ranks)}
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        horovod_worker(args)
+        return
+    print(
+        f"{args.ranks} ranks via {args.launcher}, {args.model} {args.image_size}x{args.image_size}, "
+        f"batch {args.batch_size}/rank, {args.num_warmup_batches} warm-up + {args.num_iters} x "
+        f"{args.num_batches_per_iter} timed batches, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}"
+    )
+    hvd_runs, mls_runs = [], []
+    for i in range(args.repeats):
+        hvd_runs.append(run_horovod(args))
+        mls_runs.append(run_mlscale(args))
+        h, m = hvd_runs[-1], mls_runs[-1]
+        print(
+            f"repeat {i + 1}: Horovod procedure {h['total']:.1f} +-{h['total_conf']:.1f} img/s "
+            f"(rank 0 {h['mean']:.1f} +-{h['conf']:.1f} x {h['size']}); mlscale rank 0 x size "
+            f"{m['rank0_x_size']:.1f} img/s, samples/slowest rank {m['total']:.1f} img/s"
+        )
+    hvd_total = statistics.median(r["total"] for r in hvd_runs)
+    mls_rank0 = statistics.median(r["rank0_x_size"] for r in mls_runs)
+    mls_total = statistics.median(r["total"] for r in mls_runs)
+    print(f"median Horovod total (rank 0 x size):      {hvd_total:.1f} img/s")
+    print(f"median mlscale total (rank 0 x size):      {mls_rank0:.1f} img/s")
+    print(f"median mlscale total (samples / slowest):  {mls_total:.1f} img/s")
+    print(f"ratio mlscale / Horovod (rank 0 x size): {mls_rank0 / hvd_total:.3f}  (goal >= 0.99)")
+    print(f"ratio mlscale (samples / slowest) / Horovod (rank 0 x size): {mls_total / hvd_total:.3f}")
+
+
+if __name__ == "__main__":
+    main()
