@@ -10,6 +10,7 @@ MPICH 5 Hydra `mpiexec -n 2`, and Horovod 0.28.1's `horovodrun --gloo -np 2` and
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,9 @@ def test_ranks_of_one_launch_agree_on_size_and_differ_in_rank():
         envs = [detect_environment(load(f"{name}_rank{r}"), use_mpi=False) for r in (0, 1)]
         assert [e.rank for e in envs] == [0, 1]
         assert {e.size for e in envs} == {2}
+
+
+def test_local_horovodrun_reports_the_real_hostname():
+    recorded = load("horovodrun_rank0")
+    assert recorded["HOROVOD_HOSTNAME"] == "localhost"
+    assert detect_environment(recorded, use_mpi=False).hostname == socket.gethostname()

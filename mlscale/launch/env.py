@@ -184,7 +184,9 @@ class HorovodRun(Launcher):
 
     @property
     def hostname(self) -> str:
-        return self.environ.get("HOROVOD_HOSTNAME") or socket.gethostname()
+        # horovodrun sets HOROVOD_HOSTNAME to the name given in -H, "localhost" for a local run.
+        named = self.environ.get("HOROVOD_HOSTNAME")
+        return named if named and named not in ("localhost", "127.0.0.1") else socket.gethostname()
 
 
 class OpenMPI(Launcher):
