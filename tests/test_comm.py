@@ -38,7 +38,11 @@ def test_collectives_on_two_ranks(backend):
 
 
 def test_single_backend_refuses_a_multi_rank_launch():
-    code = "from mlscale.launch.comm import create_communicator as c; from mlscale.launch.env import detect_environment as d; c('single', d())"
+    code = (
+        "from mlscale.launch.comm import create_communicator as c\n"
+        "from mlscale.launch.env import detect_environment as d\n"
+        "c('single', d())"
+    )
     proc = subprocess.run(
         mpirun_prefix(2) + [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=child_env()
     )

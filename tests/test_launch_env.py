@@ -116,7 +116,11 @@ def test_forced_launcher_must_exist():
 
 def test_real_mpirun_two_ranks():
     """Under a real Open MPI mpirun, both ranks see the same job and agree on a rendezvous."""
-    code = "import json; from mlscale.launch.env import detect_environment; print(json.dumps(detect_environment().as_dict()))"
+    code = (
+        "import json\n"
+        "from mlscale.launch.env import detect_environment\n"
+        "print(json.dumps(detect_environment().as_dict()))"
+    )
     out = subprocess.run(
         mpirun_prefix(2) + [sys.executable, "-c", code],
         capture_output=True,
