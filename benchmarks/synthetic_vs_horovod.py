@@ -20,6 +20,7 @@ ratio (mlscale / Horovod, same way of totalling: rank 0's rate x size) uses the 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -146,6 +147,8 @@ def run_mlscale(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     args = parse_args()
+    if importlib.util.find_spec("horovod") is None:
+        sys.exit("synthetic_vs_horovod: horovod is not installed; build it with `make horovod`")
     if args.worker:
         horovod_worker(args)
         return

@@ -10,3 +10,6 @@ horovod-check: horovod
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/horovodrun --check-build
 
 test: horovod
+
+# benchmarks/synthetic_vs_horovod.py needs it too.
+bench: horovod
