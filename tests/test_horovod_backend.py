@@ -13,15 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_mlscale
-from tests.conftest import test_env as child_env  # renamed: pytest would collect test_env
+from tests.conftest import REPO, child_env, run_mlscale
 
 try:
     import horovod.torch  # noqa: F401
 except ImportError as exc:  # `make test` builds it first (mk/horovod.mk); a bare pytest may not have it
     pytest.skip(f"horovod is not importable ({exc}); build it with `make horovod`", allow_module_level=True)
 
-PROBE = REPO / "tests" / "helpers" / "horovod_probe.py"
+PROBE = REPO / "tests" / "scripts" / "horovod_probe.py"
 VENV_BIN = Path(sys.executable).parent
 # A tiny synthetic run: 3 epochs of 6 steps, 2 ranks x 8 samples.
 TINY = (
