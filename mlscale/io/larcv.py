@@ -268,52 +268,57 @@ def dense_shape(shape: tuple[int, int], downsample: int) -> tuple[int, int]:
     return (shape[0] // downsample, shape[1] // downsample)
 
 
-def flat_pixel_index(events: SparseEvents, downsample: int = 1) -> np.ndarray:
-    """Index of every voxel in a flat [n_events, n_planes, H', W'] array."""
-    ny = events.shape[0]
-    h, w = dense_shape(events.shape, downsample)
-    x = events.ids // ny
-    y = events.ids % ny
+def flat_pixel_index(rows: np.ndarray, ids: np.ndarray, shape: tuple[int, int], downsample: int = 1) -> np.ndarray:
+    """Index of each voxel (plane row `rows`, larcv id `ids`) in a flat [rows, H', W'] array."""
+    ny = shape[0]
+    h, w = dense_shape(shape, downsample)
+    x = ids // ny // downsample
+    y = ids % ny // downsample
+    return rows * (h * w) + y * w + x
+
+
+def dense_charge(rows: np.ndarray, ids: np.ndarray, values: np.ndarray, n_rows: int, shape: tuple[int, int],
+                 downsample: int = 1) -> np.ndarray:  # fmt: skip
+    """Charge planes [n_rows, H', W'] float32. Downsampling by k sums each k x k block and
+    divides by k^2: average pooling in which empty pixels count as zero."""
+    h, w = dense_shape(shape, downsample)
+    flat = flat_pixel_index(rows, ids, shape, downsample)
     if downsample > 1:
-        x, y = x // downsample, y // downsample
-    return events.plane_of_voxel() * (h * w) + y * w + x
-
-
-def densify(events: SparseEvents, downsample: int = 1, out: np.ndarray | None = None) -> np.ndarray:
-    """Charge images [n_events, n_planes, H', W'] float32.
-
-    Downsampling by k sums each k x k block and divides by k^2: average pooling in
-    which empty pixels count as zero.
-    """
-    h, w = dense_shape(events.shape, downsample)
-    size = events.n_events * events.n_planes * h * w
-    flat = flat_pixel_index(events, downsample)
-    if downsample > 1:
-        image = np.bincount(flat, weights=events.values, minlength=size).astype(np.float32) / downsample**2
-        if out is not None:
-            out.reshape(-1)[:] = image
-            return out
-        return image.reshape(events.n_events, events.n_planes, h, w)
-    if out is None:
-        out = np.zeros((events.n_events, events.n_planes, h, w), dtype=np.float32)
-    else:
-        out.fill(0)
-    out.reshape(-1)[flat] = events.values
+        image = np.bincount(flat, weights=values, minlength=n_rows * h * w).astype(np.float32)
+        image /= downsample**2
+        return image.reshape(n_rows, h, w)
+    out = np.zeros((n_rows, h, w), dtype=np.float32)
+    out.reshape(-1)[flat] = values
     return out
 
 
-def densify_labels(events: SparseEvents, downsample: int = 1, dtype=np.uint8) -> np.ndarray:
-    """Label images [n_events, n_planes, H', W']; downsampling takes the block maximum
+def dense_labels(rows: np.ndarray, ids: np.ndarray, labels: np.ndarray, n_rows: int, shape: tuple[int, int],
+                 downsample: int = 1) -> np.ndarray:  # fmt: skip
+    """Label planes [n_rows, H', W'] uint8; downsampling takes the block maximum
     (a block with any neutrino pixel is neutrino, else any cosmic pixel is cosmic)."""
-    h, w = dense_shape(events.shape, downsample)
-    out = np.zeros((events.n_events, events.n_planes, h, w), dtype=dtype)
-    flat = flat_pixel_index(events, downsample)
-    labels = events.values.astype(np.int64)
+    h, w = dense_shape(shape, downsample)
+    out = np.zeros((n_rows, h, w), dtype=np.uint8)
+    flat = flat_pixel_index(rows, ids, shape, downsample)
+    labels = np.asarray(labels).astype(np.int64)
     flat_out = out.reshape(-1)
     # Assign classes in increasing order so a larger label always wins a shared pixel.
     for cls in np.unique(labels[labels > 0]):
         flat_out[flat[labels == cls]] = cls
     return out
+
+
+def densify(events: SparseEvents, downsample: int = 1) -> np.ndarray:
+    """Charge images [n_events, n_planes, H', W'] float32."""
+    planes = dense_charge(events.plane_of_voxel(), events.ids, events.values, events.counts.size, events.shape,
+                          downsample)  # fmt: skip
+    return planes.reshape(events.n_events, events.n_planes, *planes.shape[1:])
+
+
+def densify_labels(events: SparseEvents, downsample: int = 1) -> np.ndarray:
+    """Label images [n_events, n_planes, H', W'] uint8 (0 background, 1 cosmic, 2 neutrino)."""
+    planes = dense_labels(events.plane_of_voxel(), events.ids, events.values, events.counts.size, events.shape,
+                          downsample)  # fmt: skip
+    return planes.reshape(events.n_events, events.n_planes, *planes.shape[1:])
 
 
 def sparsify(images: np.ndarray, threshold: float = 0.0) -> SparseEvents:
