@@ -1,0 +1,25 @@
+# larcv3 (the CosmicTagger data library) is source-only on PyPI and takes ~15-25
+# minutes to build on 2 cores, so its wheel is built once into $(WHEEL_CACHE) and
+# only installed from there afterwards. The build needs Debian's libhdf5-dev and
+# an old-CMake-policy override (see docs/cosmic-tagger.md).
+LARCV_VERSION := 3.5.1
+LARCV_WHEEL = $(firstword $(wildcard $(WHEEL_CACHE)/larcv-$(LARCV_VERSION)-*.whl))
+LARCV_STAMP := $(VENV)/.larcv-$(LARCV_VERSION)-installed
+
+.PHONY: larcv larcv-wheel
+
+larcv: $(LARCV_STAMP)
+
+larcv-wheel: install
+	@if [ -z "$(LARCV_WHEEL)" ]; then \
+	  test -f /usr/include/hdf5/serial/hdf5.h || { echo "larcv: needs libhdf5-dev (apt-get install libhdf5-dev)"; exit 1; }; \
+	  mkdir -p $(WHEEL_CACHE); \
+	  CMAKE_POLICY_VERSION_MINIMUM=3.5 CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PIP) wheel --no-deps larcv==$(LARCV_VERSION) -w $(WHEEL_CACHE); \
+	fi
+
+$(LARCV_STAMP): | larcv-wheel
+	$(PIP) install --no-deps $(firstword $(wildcard $(WHEEL_CACHE)/larcv-$(LARCV_VERSION)-*.whl))
+	touch $@
+
+test: larcv
