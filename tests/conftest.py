@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "real"
 
 
-def test_env(extra: dict | None = None) -> dict:
+def child_env(extra: dict | None = None) -> dict:
     """Environment for child processes: this checkout first on the path, one
     thread per rank (2 cores), and no stray launcher variables from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "SLURM_", "PRTE_"))}
@@ -62,7 +62,7 @@ def run_mlscale(
     cwd: str | os.PathLike | None = None,
 ) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        mlscale_cmd(*args, ranks=ranks), capture_output=True, text=True, timeout=timeout, env=test_env(env), cwd=cwd
+        mlscale_cmd(*args, ranks=ranks), capture_output=True, text=True, timeout=timeout, env=child_env(env), cwd=cwd
     )
     if check and proc.returncode != 0:
         raise AssertionError(

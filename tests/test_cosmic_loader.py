@@ -30,7 +30,7 @@ def data_file(tmp_path_factory) -> Path:
 def probe(data_file, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("probe") / "batches.json"
     cmd = mpirun_prefix(2) + [sys.executable, str(PROBE), str(data_file), str(out), str(GLOBAL_BATCH)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=conftest.test_env())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=conftest.child_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
