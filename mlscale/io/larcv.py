@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 
 from mlscale.errors import UserError
+from mlscale.io.h5chunks import ChunkedSlices
 
 EXTENTS_DTYPE = np.dtype({"names": ["first", "N"], "formats": ["<u8", "<u4"], "offsets": [0, 8], "itemsize": 16})
 ID_EXTENTS_DTYPE = np.dtype([("first", "<u8"), ("N", "<u4"), ("ID", "<u4")])
@@ -147,10 +148,15 @@ class LarcvFile:
             self.h5.close()
             raise UserError(f"{self.path}: not a larcv3 file (no Data group or Events/event_id dataset)")
         self._index: dict[str, tuple[np.ndarray, np.ndarray, tuple[int, int]]] = {}
+        self._voxels: dict[str, ChunkedSlices] = {}
+        self._fd = os.open(self.path, os.O_RDONLY)
         self.n_entries = int(self.h5["Events/event_id"].shape[0])
 
     def close(self) -> None:
         self.h5.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> LarcvFile:
         return self
@@ -172,6 +178,14 @@ class LarcvFile:
             return self.h5["Data"][group_name(producer)][dataset][selection]
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"{self._where(producer, dataset)}: unreadable ({_short(err)})") from None
+
+    def _read_voxels(self, producer: str, lo: int, hi: int) -> np.ndarray:
+        if producer not in self._voxels:
+            self._voxels[producer] = ChunkedSlices(self.h5["Data"][group_name(producer)]["voxels"], self._fd)
+        try:
+            return self._voxels[producer].read(lo, hi)
+        except (OSError, ValueError) as err:
+            raise UserError(f"{self._where(producer, 'voxels')}: unreadable ({_short(err)})") from None
 
     def index(self, producer: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """(voxel start per event, voxel counts [n_events, n_planes], plane shape (H, W))."""
@@ -235,7 +249,7 @@ class LarcvFile:
         ids_parts, value_parts = [], []
         for a, b in _contiguous_runs(unique):
             lo, hi = int(starts[a]), int(starts[b - 1] + sizes[b - 1])
-            block = self._read(producer, "voxels", slice(lo, hi))
+            block = self._read_voxels(producer, lo, hi)
             if len(block) != hi - lo:
                 raise UserError(f"{self._where(producer, 'voxels')}: truncated ({len(block)} of {hi - lo} voxels)")
             ids_parts.append(block["id"].astype(np.int64))
