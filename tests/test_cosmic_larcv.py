@@ -150,3 +150,30 @@ def test_reader_errors_name_the_dataset(real, tmp_path):
         f[f"Data/sparse2d_{WIRE}_group/voxel_extents"].resize((14,))
     with pytest.raises(UserError, match=f"{path}: Data/sparse2d_{WIRE}_group/voxel_extents: 14 rows"):
         LarcvFile(path).read(WIRE)
+
+
+def test_chunk_reader_falls_back_and_detects_damage(real, tmp_path):
+    """Datasets with filters other than gzip go through h5py; a damaged chunk is a one-line error."""
+    with LarcvFile(real) as f:
+        wire, seg = f.read(WIRE), f.read(SEG)
+    shuffled = tmp_path / "shuffled.h5"
+    with LarcvWriter(shuffled, [WIRE, SEG]) as writer:
+        writer.append({WIRE: wire, SEG: seg})
+    with h5py.File(shuffled, "r+") as f:
+        group = f[f"Data/sparse2d_{WIRE}_group"]
+        rows = group["voxels"][:]
+        del group["voxels"]
+        group.create_dataset("voxels", data=rows, chunks=(1000,), maxshape=(None,), compression="gzip", shuffle=True)
+    with LarcvFile(shuffled) as f:
+        again = f.read(WIRE, [2, 3])
+    assert np.array_equal(again.ids, wire.select([2, 3]).ids)
+
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(real, damaged)
+    with h5py.File(damaged, "r") as f:
+        info = f[f"Data/sparse2d_{WIRE}_group/voxels"].id.get_chunk_info(3)
+    with open(damaged, "r+b") as raw:
+        raw.seek(info.byte_offset + 10)
+        raw.write(b"\xff" * 64)
+    with pytest.raises(UserError, match=f"{damaged}: Data/sparse2d_{WIRE}_group/voxels: unreadable"):
+        LarcvFile(damaged).read(WIRE, [0])
