@@ -74,7 +74,8 @@ def test_it_learns_and_writes_predictions(data_dir, tmp_path):
 @pytest.mark.slow
 def test_two_ranks_match_one_rank(data_dir, tmp_path):
     common = ["run", "cosmic-tagger", "--data", data_dir, *SMALL_NET, "--global-batch-size", 4, "--epochs", 1,
-              "--max-steps", 6, "--no-shuffle", "--lr", "1e-3", "--no-batch-norm", "--out", tmp_path, "--no-progress"]  # fmt: skip
+              "--max-steps", 6, "--no-shuffle", "--lr", "1e-3", "--no-batch-norm", "--out", tmp_path,
+              "--no-progress"]  # fmt: skip
     run_mlscale(*common, "--backend", "single", "--run-id", "one")
     run_mlscale(*common, "--io-strategy", "scatter", "--run-id", "two", ranks=2)
     one, two = _record(tmp_path, "one"), _record(tmp_path, "two")
