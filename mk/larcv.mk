@@ -10,16 +10,19 @@ LARCV_STAMP := $(VENV)/.larcv-$(LARCV_VERSION)-installed
 
 larcv: $(LARCV_STAMP)
 
+# Without HDF5's C headers the wheel cannot be built: say so and go on (the larcv3
+# compatibility tests then skip with a reason); a failing build still fails.
 larcv-wheel: install
 	@if [ -z "$(LARCV_WHEEL)" ]; then \
-	  test -f /usr/include/hdf5/serial/hdf5.h || { echo "larcv: needs libhdf5-dev (apt-get install libhdf5-dev)"; exit 1; }; \
+	  if [ ! -f /usr/include/hdf5/serial/hdf5.h ] && [ ! -f /usr/include/hdf5.h ]; then \
+	    echo "larcv: skipped, needs libhdf5-dev (apt-get install libhdf5-dev)"; exit 0; fi; \
 	  mkdir -p $(WHEEL_CACHE); \
 	  CMAKE_POLICY_VERSION_MINIMUM=3.5 CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 	    $(PIP) wheel --no-deps larcv==$(LARCV_VERSION) -w $(WHEEL_CACHE); \
 	fi
 
 $(LARCV_STAMP): | larcv-wheel
-	$(PIP) install --no-deps $(firstword $(wildcard $(WHEEL_CACHE)/larcv-$(LARCV_VERSION)-*.whl))
-	touch $@
+	@wheel=$$(ls $(WHEEL_CACHE)/larcv-$(LARCV_VERSION)-*.whl 2>/dev/null | head -1); \
+	if [ -n "$$wheel" ]; then $(PIP) install --no-deps "$$wheel" && touch $@; fi
 
 test: larcv
