@@ -85,6 +85,13 @@ def test_two_ranks_match_one_rank(data_dir, tmp_path):
     # is that gradients are averaged over ranks instead of computed on one batch.
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=0.02)
     assert two["test_loss"] == pytest.approx(one["test_loss"], rel=0.02)
+    # The Theta/Cooley-style scaling list of the seed, from the two records.
+    report = run_mlscale("report", tmp_path, "--workload", "cosmic-tagger").stdout
+    lines = [line.strip() for line in report.splitlines()]
+    assert any(line.startswith("cosmic-tagger on local (train throughput") for line in lines), report
+    assert any(line.startswith("- ") and "Img/s (1 rank)" in line for line in lines), report
+    assert any("Img/s (2 ranks, " in line and "scaling efficiency from 1 rank" in line for line in lines), report
+    assert "non-background accuracy" in report  # the table caption names the accuracy metric
 
 
 def test_iotest_mode_reads_and_distributes(data_dir, tmp_path):
