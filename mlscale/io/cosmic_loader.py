@@ -89,23 +89,13 @@ class CosmicLoader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.file: LarcvFile | None = None
-        # The root checks the file (every rank would fail the same way, but one message is enough);
-        # everyone learns what it needs to allocate buffers.
-        facts = None
-        error = None
-        if comm.is_root or strategy != "scatter":
-            try:
-                self.file = LarcvFile(self.path)
-                facts = self._inspect(self.file)
-            except UserError as err:
-                error = str(err)
-        if comm.is_root:
-            facts = facts if error is None else {"error": error}
-        facts = comm.bcast(facts if comm.is_root else None)
+        # The root checks the file and tells everyone what they need to allocate buffers, or the
+        # error, so every rank fails with the same one-line message.
+        facts = comm.bcast(self._open_and_inspect() if comm.is_root else None)
         if "error" in facts:
             raise UserError(facts["error"])
-        if error is not None:
-            raise UserError(error)
+        if strategy != "scatter" and not comm.is_root:
+            self.file = LarcvFile(self.path)  # strategies b and c read on every rank
         self.n_entries, self.shape, self.n_planes, self.max_voxels = (
             facts["n_entries"], tuple(facts["shape"]), facts["n_planes"], facts["max_voxels"],
         )  # fmt: skip
@@ -115,6 +105,13 @@ class CosmicLoader:
             raise UserError(
                 f"{self.path}: planes of {self.shape[1]}x{self.shape[0]} cannot be downsampled by {downsample}"
             )
+
+    def _open_and_inspect(self) -> dict:
+        try:
+            self.file = LarcvFile(self.path)
+            return self._inspect(self.file)
+        except UserError as err:
+            return {"error": str(err)}
 
     def _inspect(self, f: LarcvFile) -> dict:
         image, label = self.producers
