@@ -33,8 +33,10 @@ from mlscale.errors import UserError
 from mlscale.io.larcv import LarcvFile, dense_charge, dense_labels, dense_shape
 
 STRATEGIES = ("scatter", "indices", "shard")
-PACKED_DTYPE = np.dtype([("index", "<u4"), ("value", "<f4"), ("label", "u1")])
-PAD = np.uint32(0xFFFFFFFF)  # index of an unused slot in a packed buffer
+# One 8-byte slot per voxel: key = label << 30 | (plane * H * W + larcv id), and the charge.
+PACKED_DTYPE = np.dtype([("key", "<u4"), ("value", "<f4")])
+LABEL_SHIFT = 30
+PAD = np.uint32(0xFFFFFFFF)  # key of an unused slot (label bits 3: never a real label)
 
 
 @dataclass
@@ -99,6 +101,8 @@ class CosmicLoader:
         self.n_entries, self.shape, self.n_planes, self.max_voxels = (
             facts["n_entries"], tuple(facts["shape"]), facts["n_planes"], facts["max_voxels"],
         )  # fmt: skip
+        if self.n_planes * self.shape[0] * self.shape[1] >= (1 << LABEL_SHIFT) - 1:
+            raise UserError(f"{self.path}: planes of {self.shape[1]}x{self.shape[0]} are too large for packed buffers")
         if self.n_entries < global_batch:
             raise UserError(f"{self.path}: {self.n_entries} events, fewer than one global batch of {global_batch}")
         if downsample < 1 or self.shape[0] % downsample or self.shape[1] % downsample:
@@ -142,6 +146,11 @@ class CosmicLoader:
         assert self.file is not None
         charge = self.file.read(image, entries)
         labels = self.file.read(label, entries)
+        if len(labels.values) and (labels.values.min() < 0 or labels.values.max() > 2):
+            raise UserError(
+                f"{self.path}: Data/sparse2d_{label}_group/voxels: labels must be 0 (background), 1 (cosmic) "
+                f"or 2 (neutrino), found {labels.values.min():g}..{labels.values.max():g}"
+            )
         self.stats.events_read += len(entries)
         self.stats.bytes_read += 16 * (len(charge.ids) + len(labels.ids))
         return charge, labels
@@ -172,24 +181,25 @@ class CosmicLoader:
         if sizes.max(initial=0) > self.max_voxels:
             raise UserError(f"{self.path}: an event has more voxels than the largest one indexed")
         buf = np.zeros((len(sizes), self.max_voxels), dtype=PACKED_DTYPE)
-        buf["index"] = PAD
+        buf["key"] = PAD
         event = np.repeat(np.arange(len(sizes)), sizes)
         slot = np.arange(len(event)) - np.repeat(np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
         plane = charge.plane_of_voxel() % self.n_planes
-        buf["index"][event, slot] = plane * (self.shape[0] * self.shape[1]) + charge.ids
+        index = plane * (self.shape[0] * self.shape[1]) + charge.ids
+        buf["key"][event, slot] = (labels.values.astype(np.int64) << LABEL_SHIFT) | index
         buf["value"][event, slot] = charge.values
-        buf["label"][event, slot] = labels.values.astype(np.uint8)
         return buf.reshape(self.comm.size, self.local_batch, self.max_voxels)
 
     def _unpack(self, buf: np.ndarray, entries: np.ndarray):
         plane_size = self.shape[0] * self.shape[1]
-        event, slot = np.nonzero(buf["index"] != PAD)
-        index = buf["index"][event, slot].astype(np.int64)
+        event, slot = np.nonzero(buf["key"] != PAD)
+        key = buf["key"][event, slot].astype(np.int64)
+        index, label = key & ((1 << LABEL_SHIFT) - 1), key >> LABEL_SHIFT
         rows = event * self.n_planes + index // plane_size
         ids = index % plane_size
         n_rows = len(buf) * self.n_planes
         x = dense_charge(rows, ids, buf["value"][event, slot], n_rows, self.shape, self.downsample)
-        y = dense_labels(rows, ids, buf["label"][event, slot], n_rows, self.shape, self.downsample)
+        y = dense_labels(rows, ids, label, n_rows, self.shape, self.downsample)
         return self._finish(x, y, entries)
 
     # -- background thread ---------------------------------------------------------
