@@ -34,32 +34,53 @@ examples:
 
 
 def configure(parser: argparse.ArgumentParser):
-    parser.add_argument("--system", required=True, metavar="NAME|PATH",
-                        help="a shipped system (generic-slurm-gpu, pearl-like, scarf-like, theta-like, cooley-like, "
-                             "polaris-like, local) or the path of your own YAML description")
+    parser.add_argument(
+        "--system",
+        required=True,
+        metavar="NAME|PATH",
+        help="a shipped system (generic-slurm-gpu, pearl-like, scarf-like, theta-like, cooley-like, "
+        "polaris-like, local) or the path of your own YAML description",
+    )
     parser.add_argument("--nodes", metavar="N,N,...", help="node counts of the sweep, e.g. 1,2,4,8")
-    parser.add_argument("--ranks", metavar="R,R,...", help="rank counts of the sweep (with --nodes: ranks per point "
-                        "spread over each node count)")
-    parser.add_argument("--ranks-per-node", type=int, metavar="N",
-                        help="ranks on each node (default: the system's, or one per GPU)")
-    parser.add_argument("--scaling", choices=("weak", "strong"), default="weak",
-                        help="weak: per-rank --batch-size fixed; strong: global batch fixed (default: weak)")
+    parser.add_argument(
+        "--ranks",
+        metavar="R,R,...",
+        help="rank counts of the sweep (with --nodes: ranks per point spread over each node count)",
+    )
+    parser.add_argument(
+        "--ranks-per-node", type=int, metavar="N", help="ranks on each node (default: the system's, or one per GPU)"
+    )
+    parser.add_argument(
+        "--scaling",
+        choices=("weak", "strong"),
+        default="weak",
+        help="weak: per-rank --batch-size fixed; strong: global batch fixed (default: weak)",
+    )
     parser.add_argument("--repeats", type=int, default=1, metavar="K", help="runs of each point (default: 1)")
-    parser.add_argument("--array", action="store_true",
-                        help="one job array per node count instead of one job per point (SLURM, PBS)")
+    parser.add_argument(
+        "--array", action="store_true", help="one job array per node count instead of one job per point (SLURM, PBS)"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print the scripts; write and submit nothing")
-    mode.add_argument("--submit", action="store_true",
-                      help="submit the scripts (sbatch/qsub; with scheduler none: run them here, one by one)")
-    parser.add_argument("--out", metavar="SWEEP_DIR",
-                        help="sweep directory to create (default: sweeps/SYSTEM-WORKLOAD-TIMESTAMP)")
+    mode.add_argument(
+        "--submit",
+        action="store_true",
+        help="submit the scripts (sbatch/qsub; with scheduler none: run them here, one by one)",
+    )
+    parser.add_argument(
+        "--out", metavar="SWEEP_DIR", help="sweep directory to create (default: sweeps/SYSTEM-WORKLOAD-TIMESTAMP)"
+    )
     parser.add_argument("--partition", "--queue", dest="partition", help="partition (SLURM) or queue (PBS, Cobalt)")
     parser.add_argument("--account", help="account/project to charge")
     parser.add_argument("--qos", help="SLURM quality of service")
     parser.add_argument("--time", help="wall time per job, [D-]HH:MM:SS (default: the system's)")
     parser.add_argument("--python", help="python on the compute nodes (default: the system's, or this one)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- run WORKLOAD [FLAGS]",
-                        help="the mlscale run command of every point")
+    parser.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="-- run WORKLOAD [FLAGS]",
+        help="the mlscale run command of every point",
+    )
     return run
 
 
@@ -88,16 +109,24 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         runs_dir=str(sweep_dir / RUNS_DIR),
     )
-    opts = Options(python=args.python or system.python or sys.executable, partition=args.partition,
-                   account=args.account, qos=args.qos, time=args.time, array=args.array)
+    opts = Options(
+        python=args.python or system.python or sys.executable,
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        time=args.time,
+        array=args.array,
+    )
     scripts = render_sweep(system, points, sweep_dir, workload, opts)
 
     if args.dry_run:
         for script in scripts:
             print(f"# ---- {sweep_dir / script.path} ----")
             print(script.text)
-        print(f"# {len(points)} point(s) in {len(scripts)} script(s) for {system.name} "
-              f"({system.scheduler} + {system.launcher}); dry run: nothing written")
+        print(
+            f"# {len(points)} point(s) in {len(scripts)} script(s) for {system.name} "
+            f"({system.scheduler} + {system.launcher}); dry run: nothing written"
+        )
         return 0
 
     manifest = new_manifest(system, run_argv, args.scaling, args.repeats, scripts)
@@ -108,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"follow it with: mlscale report {sweep_dir}")
     else:
         hint = {"none": "bash", "slurm": "sbatch"}.get(system.scheduler, "qsub")
-        print(f"submit with: cd {sweep_dir} && for s in scripts/*.sh; do {hint} \"$s\"; done   "
-              f"(or rerun with --submit to record job ids)")
+        print(
+            f'submit with: cd {sweep_dir} && for s in scripts/*.sh; do {hint} "$s"; done   '
+            f"(or rerun with --submit to record job ids)"
+        )
     return 0
 
 
@@ -134,5 +165,9 @@ def _write_sweep_dir(sweep_dir: Path, scripts, manifest: dict, write_manifest) -
         raise
 
 
-command("launch", help="write/submit job scripts for a scaling sweep (SLURM, PBS, ALPS, PALS, mpirun)",
-        description=DESCRIPTION, order=40)(configure)
+command(
+    "launch",
+    help="write/submit job scripts for a scaling sweep (SLURM, PBS, ALPS, PALS, mpirun)",
+    description=DESCRIPTION,
+    order=40,
+)(configure)

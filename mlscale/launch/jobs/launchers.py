@@ -59,8 +59,13 @@ class Srun(JobLauncher):
 
     def argv(self, p, nodefile):
         # srun does not inherit --cpus-per-task from the batch job (SLURM >= 22.05): pass it.
-        cmd = ["srun", f"--nodes={p.nodes}", f"--ntasks={p.ranks}", f"--ntasks-per-node={p.ranks_per_node}",
-               f"--cpus-per-task={p.cpus_per_rank}"]
+        cmd = [
+            "srun",
+            f"--nodes={p.nodes}",
+            f"--ntasks={p.ranks}",
+            f"--ntasks-per-node={p.ranks_per_node}",
+            f"--cpus-per-task={p.cpus_per_rank}",
+        ]
         if p.cpu_bind:
             cmd.append(f"--cpu-bind={p.cpu_bind}")
         return cmd
@@ -98,8 +103,19 @@ class Alps(JobLauncher):
     }
 
     def argv(self, p, nodefile):
-        return ["aprun", "-n", str(p.ranks), "-N", str(p.ranks_per_node), "-cc", p.cpu_bind or "depth",
-                "-j", str(p.threads_per_core), "-d", str(p.cpus_per_rank)]
+        return [
+            "aprun",
+            "-n",
+            str(p.ranks),
+            "-N",
+            str(p.ranks_per_node),
+            "-cc",
+            p.cpu_bind or "depth",
+            "-j",
+            str(p.threads_per_core),
+            "-d",
+            str(p.cpus_per_rank),
+        ]
 
 
 class Pals(JobLauncher):
@@ -110,8 +126,17 @@ class Pals(JobLauncher):
     local_rank = "PMI_LOCAL_RANK"
 
     def argv(self, p, nodefile):
-        return ["mpiexec", "-n", str(p.ranks), "--ppn", str(p.ranks_per_node), "--depth", str(p.cpus_per_rank),
-                "--cpu-bind", p.cpu_bind or "depth"]
+        return [
+            "mpiexec",
+            "-n",
+            str(p.ranks),
+            "--ppn",
+            str(p.ranks_per_node),
+            "--depth",
+            str(p.cpus_per_rank),
+            "--cpu-bind",
+            p.cpu_bind or "depth",
+        ]
 
 
 class Mpirun(JobLauncher):

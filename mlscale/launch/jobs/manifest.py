@@ -44,17 +44,34 @@ def new_manifest(system: System, run_argv: list[str], scaling: str, repeats: int
     return {
         "mlscale_sweep": FORMAT,
         "created_at": now(),
-        "system": {"name": system.name, "label": system.label, "source": system.source,
-                   "scheduler": system.scheduler, "launcher": system.launcher},
+        "system": {
+            "name": system.name,
+            "label": system.label,
+            "source": system.source,
+            "scheduler": system.scheduler,
+            "launcher": system.launcher,
+        },
         "scaling": scaling,
         "repeats": repeats,
         "command": list(run_argv),
         "runs_dir": RUNS_DIR,
-        "scripts": [{"path": s.path, "array": s.array, "points": [p.id for p in s.points],
-                     "job_id": None, "submitted_at": None, "exit_code": None} for s in scripts],
+        "scripts": [
+            {
+                "path": s.path,
+                "array": s.array,
+                "points": [p.id for p in s.points],
+                "job_id": None,
+                "submitted_at": None,
+                "exit_code": None,
+            }
+            for s in scripts
+        ],
         "points": [
-            {**_point_fields(p), "script": by_point[p.id][0].path,
-             "array_index": by_point[p.id][1] if by_point[p.id][0].array else None}
+            {
+                **_point_fields(p),
+                "script": by_point[p.id][0].path,
+                "array_index": by_point[p.id][1] if by_point[p.id][0].array else None,
+            }
             for p in points
         ],
     }
@@ -171,8 +188,9 @@ def sweep_status(sweep_dir: str | os.PathLike, query: bool = True) -> list[Point
             try:
                 record = json.loads(record_path.read_text())
             except (OSError, json.JSONDecodeError) as err:
-                out.append(PointStatus(**base, state=FAILED, detail=f"{record_path}: unreadable ({err})",
-                                       run_dir=str(run_dir)))
+                out.append(
+                    PointStatus(**base, state=FAILED, detail=f"{record_path}: unreadable ({err})", run_dir=str(run_dir))
+                )
                 continue
             state = OK if record.get("status", OK) == OK else FAILED
             detail = "" if state == OK else str(record.get("error") or "run recorded status failed")

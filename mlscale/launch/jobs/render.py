@@ -137,8 +137,9 @@ def job_spec(system: System, points: list[Point], name: str, log: str, opts: Opt
         gpus_per_node=system.gpus_per_node,
         time=time,
         log=log,
-        partition=_checked(opts.partition or system.partition, "--partition",
-                           system.partitions if opts.partition else ()),
+        partition=_checked(
+            opts.partition or system.partition, "--partition", system.partitions if opts.partition else ()
+        ),
         account=_checked(opts.account or system.account, "--account"),
         qos=_checked(opts.qos or system.qos, "--qos"),
         select_extra=system.select_extra,
@@ -147,32 +148,40 @@ def job_spec(system: System, points: list[Point], name: str, log: str, opts: Opt
     )
 
 
-def render_script(system: System, points: list[Point], sweep_dir: Path, workload: str, stem: str,
-                  opts: Options, array: bool) -> Script:
+def render_script(
+    system: System, points: list[Point], sweep_dir: Path, workload: str, stem: str, opts: Options, array: bool
+) -> Script:
     scheduler = Scheduler.registry[system.scheduler]()
     launcher = JobLauncher.registry[system.launcher]()
     runs = []
     for index, point in enumerate(points):
         p = placement(system, point)
-        comment = (f"{point.id}: {point.nodes} node(s) x {point.ranks_per_node} rank(s) per node = "
-                   f"{point.ranks} rank(s), {p.cpus_per_rank} core(s) per rank")
+        comment = (
+            f"{point.id}: {point.nodes} node(s) x {point.ranks_per_node} rank(s) per node = "
+            f"{point.ranks} rank(s), {p.cpus_per_rank} core(s) per rank"
+        )
         command = shell.join(rank_command(system, launcher, scheduler, point, opts.python))
         runs.append(Run(index, point, p.omp_threads, command, comment))
-    spec = job_spec(system, points, safe_name(f"{workload}-{stem}"), f"logs/{stem}", opts,
-                    f"0-{len(points) - 1}" if array else None)
+    spec = job_spec(
+        system, points, safe_name(f"{workload}-{stem}"), f"logs/{stem}", opts, f"0-{len(points) - 1}" if array else None
+    )
     exports = [*launcher.env.items(), *system.env.items()]
     exports = list(dict(exports).items())  # the system's values override the launcher's defaults
     what = "job array" if array else "sweep point"
-    text = _templates().get_template(scheduler.template).render(
-        title=f"mlscale {what} {stem} of {workload} on {system.label}",
-        system=system,
-        scheduler=scheduler,
-        job=spec,
-        setup=system.setup,
-        exports=exports,
-        sweep_dir=str(sweep_dir),
-        array=array,
-        runs=runs,
+    text = (
+        _templates()
+        .get_template(scheduler.template)
+        .render(
+            title=f"mlscale {what} {stem} of {workload} on {system.label}",
+            system=system,
+            scheduler=scheduler,
+            job=spec,
+            setup=system.setup,
+            exports=exports,
+            sweep_dir=str(sweep_dir),
+            array=array,
+            runs=runs,
+        )
     )
     return Script(f"scripts/{stem}.sh", text, list(points), array)
 
@@ -188,7 +197,8 @@ def render_sweep(system: System, points: list[Point], sweep_dir: Path, workload:
     for p in points:
         groups.setdefault(p.nodes, []).append(p)
     return [
-        render_script(system, group, sweep_dir, workload, f"array-n{n}" if len(group) > 1 else group[0].id, opts,
-                      len(group) > 1)
+        render_script(
+            system, group, sweep_dir, workload, f"array-n{n}" if len(group) > 1 else group[0].id, opts, len(group) > 1
+        )
         for n, group in groups.items()
     ]

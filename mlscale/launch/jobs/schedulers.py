@@ -204,4 +204,3 @@ class NoScheduler(Scheduler):
         with open(log, "wb") as out:
             proc = subprocess.run(["bash", str(script)], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         return Submission(f"local-{script.stem}", proc.returncode)
-

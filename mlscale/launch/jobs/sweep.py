@@ -144,8 +144,9 @@ def plan_sweep(
     global_batch, argv = _take(argv, "--global-batch-size")
     if scaling == "weak":
         if global_batch is not None:
-            raise UserError("--scaling weak keeps the per-rank --batch-size; drop --global-batch-size "
-                            "or use --scaling strong")
+            raise UserError(
+                "--scaling weak keeps the per-rank --batch-size; drop --global-batch-size or use --scaling strong"
+            )
         global_size = None
     else:
         batch, argv = _take(argv, "--batch-size")
@@ -154,12 +155,15 @@ def plan_sweep(
         elif batch is not None:
             global_size = _positive_int(batch, "--batch-size") * min(r for _, r, _ in shape)
         else:
-            raise UserError("--scaling strong needs the global batch: add --global-batch-size N "
-                            "(or --batch-size N per rank at the smallest point) after -- run WORKLOAD")
+            raise UserError(
+                "--scaling strong needs the global batch: add --global-batch-size N "
+                "(or --batch-size N per rank at the smallest point) after -- run WORKLOAD"
+            )
         uneven = [r for _, r, _ in shape if global_size % r]
         if uneven:
-            raise UserError(f"--scaling strong: global batch {global_size} does not divide by "
-                            f"{', '.join(map(str, uneven))} ranks")
+            raise UserError(
+                f"--scaling strong: global batch {global_size} does not divide by {', '.join(map(str, uneven))} ranks"
+            )
     if _take(argv, "--system")[0] is None:
         argv += ["--system", system.label]
 
