@@ -89,7 +89,14 @@ def execute(script: Path, bin_dir: Path, log: Path, env: dict[str, str], cwd: Pa
     log.unlink(missing_ok=True)
     log.touch()
     full_env = {"PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin", "STANDIN_LOG": str(log), "HOME": str(cwd), **env}
-    proc = subprocess.run(["bash", str(script)], text=True, capture_output=True, env=full_env, cwd=cwd,
-                          stdin=subprocess.DEVNULL, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(script)],
+        text=True,
+        capture_output=True,
+        env=full_env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert proc.returncode == 0, f"script exited {proc.returncode}\n{proc.stderr}\n--- script\n{script.read_text()}"
     return [json.loads(line) for line in log.read_text().splitlines()]

@@ -70,8 +70,9 @@ def bin_dir(tmp_path_factory):
     flags=st.lists(flag(), max_size=5),
     env_value=hostile_text(0),
 )
-def test_hostile_values_reach_the_ranks_verbatim(bin_dir, system_name, sweep_name, python_dir, workload, flags,
-                                                 env_value):
+def test_hostile_values_reach_the_ranks_verbatim(
+    bin_dir, system_name, sweep_name, python_dir, workload, flags, env_value
+):
     system = dataclasses.replace(load_system(system_name), ranks_per_node=1, env={"MY_HOSTILE": env_value})
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -85,10 +86,19 @@ def test_hostile_values_reach_the_ranks_verbatim(bin_dir, system_name, sweep_nam
         env = {**SCHEDULER_ENV[system_name], "STANDIN_SKIP": str(len(LAUNCHER_ARGS[system_name]))}
         calls = execute(path, bin_dir, tmp / "calls.jsonl", env, cwd=tmp)
 
-        rank_argv = ["-m", "mlscale", *run_argv, "--system", system.label, "--out", str(sweep / "runs"),
-                     "--run-id", "n1-r1-rep0"]
+        rank_argv = [
+            "-m",
+            "mlscale",
+            *run_argv,
+            "--system",
+            system.label,
+            "--out",
+            str(sweep / "runs"),
+            "--run-id",
+            "n1-r1-rep0",
+        ]
         (launch,) = [c for c in calls if c["name"] not in ("python", "module", "scontrol")]
-        wrapper = launch["argv"][len(LAUNCHER_ARGS[system_name]):][:GPU_WRAPPER] if system.gpus_per_node else []
+        wrapper = launch["argv"][len(LAUNCHER_ARGS[system_name]) :][:GPU_WRAPPER] if system.gpus_per_node else []
         assert launch["argv"] == LAUNCHER_ARGS[system_name] + wrapper + [str(python), *rank_argv]
         assert launch["cwd"] == str(sweep)
         (rank,) = [c for c in calls if c["name"] == "python"]
@@ -108,14 +118,38 @@ def test_hostile_paths_and_flags_through_the_command(tmp_path, bin_dir):
     sweep = tmp_path / "we'ird $dir; `x`\nname"
     python = install_rank_python(tmp_path / "py $(x)" / "python")
     flags = ["--tag", "a 'b' \"c\" $HOME; `id`\n", "--lr=1e-3"]
-    run_mlscale("launch", "--system", "local", "--ranks", "1", "--out", str(sweep), "--python", str(python),
-                "--", "run", "synthetic", *flags)
+    run_mlscale(
+        "launch",
+        "--system",
+        "local",
+        "--ranks",
+        "1",
+        "--out",
+        str(sweep),
+        "--python",
+        str(python),
+        "--",
+        "run",
+        "synthetic",
+        *flags,
+    )
     manifest = json.loads((sweep / "sweep.json").read_text())
     (point,) = manifest["points"]
     script = sweep / point["script"]
     calls = execute(script, bin_dir, tmp_path / "calls.jsonl", {"STANDIN_SKIP": "6"}, cwd=tmp_path)
     (rank,) = [c for c in calls if c["name"] == "python"]
-    assert rank["argv"] == ["-m", "mlscale", "run", "synthetic", *flags, "--system", "local", "--out",
-                            str(sweep / "runs"), "--run-id", "n1-r1-rep0"]
+    assert rank["argv"] == [
+        "-m",
+        "mlscale",
+        "run",
+        "synthetic",
+        *flags,
+        "--system",
+        "local",
+        "--out",
+        str(sweep / "runs"),
+        "--run-id",
+        "n1-r1-rep0",
+    ]
     assert os.access(script, os.X_OK)
     shutil.rmtree(sweep)

@@ -51,43 +51,105 @@ def cases(tmp: Path) -> dict[str, Case]:
     )
     return {
         "theta": Case(
-            "theta-like", 2, "aprun", ["-n", "2", "-N", "1", "-cc", "depth", "-j", "1", "-d", "64"], "ALPS_APP_PE", 1,
-            {"COBALT_JOBID": "777", "COBALT_PARTNAME": "3824-3825"}, "nid03824", 20777, "64", False,
+            "theta-like",
+            2,
+            "aprun",
+            ["-n", "2", "-N", "1", "-cc", "depth", "-j", "1", "-d", "64"],
+            "ALPS_APP_PE",
+            1,
+            {"COBALT_JOBID": "777", "COBALT_PARTNAME": "3824-3825"},
+            "nid03824",
+            20777,
+            "64",
+            False,
             ["#COBALT -n 2", "#COBALT -t 01:00:00", "#COBALT -q debug-cache-quad"],
-            env={"KMP_AFFINITY": "granularity=fine,verbose,compact", "KMP_BLOCKTIME": "0", "MKLDNN_VERBOSE": "0",
-                 "MPICH_MAX_THREAD_SAFETY": "multiple"},
+            env={
+                "KMP_AFFINITY": "granularity=fine,verbose,compact",
+                "KMP_BLOCKTIME": "0",
+                "MKLDNN_VERBOSE": "0",
+                "MPICH_MAX_THREAD_SAFETY": "multiple",
+            },
             setup_calls=[["load", "conda"]],
         ),
         "polaris": Case(
-            "polaris-like", 2, "mpiexec", ["-n", "8", "--ppn", "4", "--depth", "8", "--cpu-bind", "depth"],
-            "PMI_LOCAL_RANK,PALS_LOCAL_RANKID", 4,
-            {"PBS_JOBID": "4321.polaris-pbs-01", "PBS_NODEFILE": pbs_nodes}, "x3001c0s13b0n0", 24321, "8", True,
+            "polaris-like",
+            2,
+            "mpiexec",
+            ["-n", "8", "--ppn", "4", "--depth", "8", "--cpu-bind", "depth"],
+            "PMI_LOCAL_RANK,PALS_LOCAL_RANKID",
+            4,
+            {"PBS_JOBID": "4321.polaris-pbs-01", "PBS_NODEFILE": pbs_nodes},
+            "x3001c0s13b0n0",
+            24321,
+            "8",
+            True,
             ["#PBS -l select=2:ncpus=32:mpiprocs=4:ngpus=4:system=polaris", "#PBS -l place=scatter", "#PBS -q debug"],
             setup_calls=[["use", "/soft/modulefiles"], ["load", "conda"]],
         ),
         "cooley": Case(
-            "cooley-like", 1, "mpiexec", ["-n", "2", "-ppn", "2", "-f", pbs_nodes], "MPI_LOCALRANKID", 2,
-            {"COBALT_JOBID": "9", "COBALT_NODEFILE": pbs_nodes}, "x3001c0s13b0n0", 20009, "6", True,
-            ["#COBALT -n 1"], setup_calls=[["load", "cuda"]],
+            "cooley-like",
+            1,
+            "mpiexec",
+            ["-n", "2", "-ppn", "2", "-f", pbs_nodes],
+            "MPI_LOCALRANKID",
+            2,
+            {"COBALT_JOBID": "9", "COBALT_NODEFILE": pbs_nodes},
+            "x3001c0s13b0n0",
+            20009,
+            "6",
+            True,
+            ["#COBALT -n 1"],
+            setup_calls=[["load", "cuda"]],
         ),
         "pbs-hydra": Case(
-            str(user_yaml), 2, "mpiexec", ["-n", "4", "-ppn", "2", "-f", pbs_nodes], "MPI_LOCALRANKID", 2,
-            {"PBS_JOBID": "123456.pbs", "PBS_NODEFILE": pbs_nodes}, "x3001c0s13b0n0", 23456, "8", False,
+            str(user_yaml),
+            2,
+            "mpiexec",
+            ["-n", "4", "-ppn", "2", "-f", pbs_nodes],
+            "MPI_LOCALRANKID",
+            2,
+            {"PBS_JOBID": "123456.pbs", "PBS_NODEFILE": pbs_nodes},
+            "x3001c0s13b0n0",
+            23456,
+            "8",
+            False,
             ["#PBS -l select=2:ncpus=16:mpiprocs=2", "#PBS -q workq", "#PBS -A proj-1"],
-            env={"MY_VAR": 'a b $HOME "q"', "MY_FLAG": "1"}, setup_calls=[["load", "mpich/4.1"]],
+            env={"MY_VAR": 'a b $HOME "q"', "MY_FLAG": "1"},
+            setup_calls=[["load", "mpich/4.1"]],
         ),
         "slurm": Case(
-            "generic-slurm-gpu", 1, "srun",
-            ["--nodes=1", "--ntasks=4", "--ntasks-per-node=4", "--cpus-per-task=8"], "SLURM_LOCALID", 4,
+            "generic-slurm-gpu",
+            1,
+            "srun",
+            ["--nodes=1", "--ntasks=4", "--ntasks-per-node=4", "--cpus-per-task=8"],
+            "SLURM_LOCALID",
+            4,
             {"SLURM_JOB_ID": "1234", "SLURM_JOB_NODELIST": "gpu[01-02]", "STANDIN_HOSTS": "gpu01,gpu02"},
-            "gpu01", 21234, "8", True,
-            ["#SBATCH --nodes=1", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-             "#SBATCH --partition=gpu"],
-            env={"NCCL_DEBUG": "WARN"}, setup_calls=[["load", "cuda"]],
+            "gpu01",
+            21234,
+            "8",
+            True,
+            [
+                "#SBATCH --nodes=1",
+                "#SBATCH --ntasks-per-node=4",
+                "#SBATCH --gpus-per-node=4",
+                "#SBATCH --partition=gpu",
+            ],
+            env={"NCCL_DEBUG": "WARN"},
+            setup_calls=[["load", "cuda"]],
         ),
         "local": Case(
-            "local", 1, "mpirun", ["-np", "2", "--map-by", "ppr:2:node", "--bind-to", "none"],
-            "OMPI_COMM_WORLD_LOCAL_RANK", 2, {}, "127.0.0.1", None, str(max(1, (os.cpu_count() or 1) // 2)), False,
+            "local",
+            1,
+            "mpirun",
+            ["-np", "2", "--map-by", "ppr:2:node", "--bind-to", "none"],
+            "OMPI_COMM_WORLD_LOCAL_RANK",
+            2,
+            {},
+            "127.0.0.1",
+            None,
+            str(max(1, (os.cpu_count() or 1) // 2)),
+            False,
             [],
         ),
     }
@@ -108,8 +170,12 @@ def test_script_runs_launcher_and_ranks_as_intended(tmp_path, name):
         assert line in script.text.splitlines(), f"{line!r} missing from\n{script.text}"
     path = sweep / script.path
     path.write_text(script.text)
-    env = {**case.scheduler_env, "STANDIN_SKIP": str(len(case.launcher_argv)),
-           "STANDIN_RANKS": str(case.local_ranks), "STANDIN_RANK_VARS": case.rank_vars}
+    env = {
+        **case.scheduler_env,
+        "STANDIN_SKIP": str(len(case.launcher_argv)),
+        "STANDIN_RANKS": str(case.local_ranks),
+        "STANDIN_RANK_VARS": case.rank_vars,
+    }
     calls = execute(path, bin_dir, tmp_path / "calls.jsonl", env, cwd=tmp_path)
 
     assert [c["argv"] for c in calls if c["name"] == "module"] == case.setup_calls
@@ -157,14 +223,25 @@ def test_slurm_array_runs_only_its_point(tmp_path):
     path = tmp_path / "array.sh"
     path.write_text(scripts[1].text)
     sweep.mkdir()
-    env = {"SLURM_JOB_ID": "88", "SLURM_ARRAY_TASK_ID": "1", "SLURM_JOB_NODELIST": "n[1-2]",
-           "STANDIN_SKIP": "4", "STANDIN_RANKS": "1", "STANDIN_RANK_VARS": "SLURM_LOCALID"}
+    env = {
+        "SLURM_JOB_ID": "88",
+        "SLURM_ARRAY_TASK_ID": "1",
+        "SLURM_JOB_NODELIST": "n[1-2]",
+        "STANDIN_SKIP": "4",
+        "STANDIN_RANKS": "1",
+        "STANDIN_RANK_VARS": "SLURM_LOCALID",
+    }
     calls = execute(path, bin_dir, tmp_path / "calls.jsonl", env, cwd=tmp_path)
     (rank,) = [c for c in calls if c["name"] == "python"]
     assert rank["argv"][-2:] == ["--run-id", "n2-r8-rep1"]
     assert [c["argv"][:2] for c in calls if c["name"] == "srun"] == [["--nodes=2", "--ntasks=8"]]
 
     env["SLURM_ARRAY_TASK_ID"] = "7"
-    proc = subprocess.run(["bash", str(path)], capture_output=True, text=True, cwd=tmp_path,
-                          env={"PATH": f"{bin_dir}:/usr/bin:/bin", "STANDIN_LOG": str(tmp_path / "x"), **env})
+    proc = subprocess.run(
+        ["bash", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "STANDIN_LOG": str(tmp_path / "x"), **env},
+    )
     assert proc.returncode == 2 and "no sweep point for array index 7" in proc.stderr

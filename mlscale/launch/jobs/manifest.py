@@ -228,3 +228,21 @@ def format_sweep_status(statuses: list[PointStatus], fmt: str = "markdown") -> s
     counts = frame["state"].value_counts()
     summary = ", ".join(f"{n} {state}" for state, n in counts.items())
     return f"Sweep points: {summary}\n\n" + frame.to_markdown(index=False)
+
+
+def without_empty_sweeps(paths: list[str]) -> list[str]:
+    """The report's paths minus sweep directories that hold no run record yet (all queued,
+    say): those still get their status table, but would make record loading fail."""
+    return [p for p in paths if not is_sweep_dir(p) or any((Path(p) / RUNS_DIR).rglob(RECORD))]
+
+
+def sweep_status_report(paths: list[str], fmt: str = "markdown", query: bool = True) -> str:
+    """A "## Sweep status" section for each sweep directory among `paths` ("" if none):
+    which points are ok, failed (and why), queued, running or not submitted."""
+    text = ""
+    for path in paths:
+        if is_sweep_dir(path):
+            manifest = load_manifest(path)
+            what = f"{manifest['system']['name']}, {manifest['scaling']} scaling, {' '.join(manifest['command'][:2])}"
+            text += f"## Sweep status: {path} ({what})\n\n{format_sweep_status(sweep_status(path, query), fmt)}\n\n"
+    return text
