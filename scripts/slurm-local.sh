@@ -52,9 +52,10 @@ alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 write_conf() {
     local host cpus mem ctld_port d_port
     host=$(hostname -s)
-    # At least 2 CPUs so that a 2-rank step fits; slurmd may then report fewer (config_overrides).
+    # At least 4 CPUs, oversubscribing a small machine (config_overrides lets slurmd accept it), so
+    # that a 1-rank and a 2-rank job of 2 cores each run side by side.
     cpus=$(nproc)
-    [ "$cpus" -ge 2 ] || cpus=2
+    [ "$cpus" -ge 4 ] || cpus=4
     mem=$(awk '/MemTotal/ {print int($2 / 1024 / 2)}' /proc/meminfo)
     ctld_port=$(free_port 6817)
     d_port=$(free_port $((ctld_port + 1)))

@@ -133,14 +133,25 @@ class PointStatus:
     run_dir: str | None
 
 
-def _last_line(paths: list[Path]) -> str:
+LAUNCHER_NOISE = ("srun:", "slurmstepd:", "aprun:", "mpiexec", "mpirun", "prterun", "prte", "Application ", "--")
+
+
+def _reason(paths: list[Path]) -> str:
+    """Why a job failed, from its log: the last error line that is not the launcher's own
+    summary ("srun: error: task 0: Exited with exit code 2"), else the last line."""
     for path in paths:
         try:
             lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
         except OSError:
             continue
-        if lines:
-            return f"{path.name}: {lines[-1][:200]}"
+        if not lines:
+            continue
+        errors = [
+            ln
+            for ln in lines
+            if ("error" in ln.lower() or "exception" in ln.lower()) and not ln.startswith(LAUNCHER_NOISE)
+        ]
+        return f"{path.name}: {(errors or lines)[-1][:200]}"
     return ""
 
 
@@ -201,7 +212,7 @@ def sweep_status(sweep_dir: str | os.PathLike, query: bool = True) -> list[Point
             continue
         logs = _logs(sweep_dir, script["path"], p["array_index"])
         if script.get("exit_code") is not None:  # ran in the foreground: it is over
-            detail = f"exit status {script['exit_code']}, no run record; {_last_line(logs)}".rstrip("; ")
+            detail = f"exit status {script['exit_code']}, no run record; {_reason(logs)}".rstrip("; ")
             out.append(PointStatus(**base, state=FAILED, detail=detail, run_dir=None))
             continue
         if query_error or not query:
@@ -212,7 +223,7 @@ def sweep_status(sweep_dir: str | os.PathLike, query: bool = True) -> list[Point
         if state in (QUEUED, RUNNING):
             out.append(PointStatus(**base, state=state, detail="", run_dir=None))
         else:
-            detail = f"job left the queue without a run record; {_last_line(logs) or 'no log file'}"
+            detail = f"job left the queue without a run record; {_reason(logs) or 'no log file'}"
             out.append(PointStatus(**base, state=FAILED, detail=detail, run_dir=None))
     return out
 
