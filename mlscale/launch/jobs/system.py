@@ -81,10 +81,10 @@ def _message(error: jsonschema.ValidationError) -> str:
         missing = [k for k in error.validator_value if k not in error.instance]
         prefix = f"{key}." if key else ""
         return f"missing required key {', '.join(repr(prefix + k) for k in missing)}"
+    if "propertyNames" in error.schema_path:
+        return f"key {(key + '.' if key else '') + str(error.instance)!r}: not a valid variable name"
     if error.validator == "pattern":
         return f"key {key!r}: {error.instance!r} has characters not allowed there"
-    if error.validator == "propertyNames":
-        return f"key {key + '.' if key else ''}{error.instance!r}: not a valid variable name"
     return f"key {key!r}: {error.message}"
 
 
