@@ -124,7 +124,13 @@ def cases(tmp: Path) -> dict[str, Case]:
             ["--nodes=1", "--ntasks=4", "--ntasks-per-node=4", "--cpus-per-task=8"],
             "SLURM_LOCALID",
             4,
-            {"SLURM_JOB_ID": "1234", "SLURM_JOB_NODELIST": "gpu[01-02]", "STANDIN_HOSTS": "gpu01,gpu02"},
+            # SLURM without device cgroups shows the physical ids of the job's GPUs.
+            {
+                "SLURM_JOB_ID": "1234",
+                "SLURM_JOB_NODELIST": "gpu[01-02]",
+                "STANDIN_HOSTS": "gpu01,gpu02",
+                "CUDA_VISIBLE_DEVICES": "4,5,6,7",
+            },
             "gpu01",
             21234,
             "8",
@@ -203,7 +209,8 @@ def test_script_runs_launcher_and_ranks_as_intended(tmp_path, name):
         for key, value in case.env.items():
             assert env[key] == value, key
         if case.gpus:
-            assert env["CUDA_VISIBLE_DEVICES"] == str(local_rank)
+            visible = case.scheduler_env.get("CUDA_VISIBLE_DEVICES")
+            assert env["CUDA_VISIBLE_DEVICES"] == (visible.split(",")[local_rank] if visible else str(local_rank))
         else:
             assert "CUDA_VISIBLE_DEVICES" not in env
 

@@ -96,8 +96,20 @@ def placement(system: System, point: Point) -> Placement:
         ranks_per_node=point.ranks_per_node,
         cpus_per_rank=max(1, system.cores_per_node // point.ranks_per_node),
         threads_per_core=system.threads_per_core,
-        gpus_per_node=system.gpus_per_node,
+        # A rank per GPU at most: a 1-rank point on a 16-GPU node asks for one GPU, not sixteen.
+        gpus_per_node=min(system.gpus_per_node, point.ranks_per_node),
         cpu_bind=system.cpu_bind,
+    )
+
+
+def gpu_bind(local_rank: str, gpus: int) -> str:
+    """Shell code giving each rank one GPU: entry (local rank mod count) of the GPUs the
+    scheduler made visible (CUDA_VISIBLE_DEVICES, which may name physical ids such as 4,5),
+    or of 0..gpus-1 when it set none. The rank then sees one device and uses cuda:0."""
+    return (
+        f'if [ -n "${{CUDA_VISIBLE_DEVICES:-}}" ]; then IFS=, read -ra gpus <<< "$CUDA_VISIBLE_DEVICES"; '
+        f"else gpus=({' '.join(map(str, range(gpus)))}); fi; "
+        f'export CUDA_VISIBLE_DEVICES=${{gpus[({local_rank}) % ${{#gpus[@]}}]}}; exec "$@"'
     )
 
 
@@ -106,10 +118,12 @@ def rank_command(system: System, launcher: JobLauncher, scheduler: Scheduler, po
     p = placement(system, point)
     argv: list = [*launcher.argv(p, scheduler.nodefile_var), *system.launcher_args]
     if p.gpus_per_node and system.gpu_bind == "local_rank":
-        local = launcher.local_rank.format(ranks_per_node=p.ranks_per_node)
-        # Each rank sees one GPU, chosen by its local rank: the rank then uses cuda:0.
-        bind = f'export CUDA_VISIBLE_DEVICES=$(( ({local}) % {p.gpus_per_node} )); exec "$@"'
-        argv += ["bash", "-c", bind, "mlscale-gpu-bind"]
+        argv += [
+            "bash",
+            "-c",
+            gpu_bind(launcher.local_rank.format(ranks_per_node=p.ranks_per_node), p.gpus_per_node),
+            "mlscale-gpu-bind",
+        ]
     return argv + [python, "-m", "mlscale", *point.argv]
 
 
@@ -134,7 +148,7 @@ def job_spec(system: System, points: list[Point], name: str, log: str, opts: Opt
         ranks_per_node=per_node,
         cpus_per_rank=cpus,
         cores_per_node=system.cores_per_node,
-        gpus_per_node=system.gpus_per_node,
+        gpus_per_node=max(placement(system, p).gpus_per_node for p in points),
         time=time,
         log=log,
         partition=_checked(
