@@ -89,6 +89,8 @@ def test_sweep_runs_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path, monkeyp
     system.write_text(
         "name: onenode\nlabel: onenode-slurm\ndescription: the test's one-node SLURM\nscheduler: slurm\n"
         "launcher: srun\ncores_per_node: 2\ngpus_per_node: 0\ntime: '00:05:00'\ndirectives: [--hold]\n"
+        # One thread per rank: two spinning OpenMP threads on a busy 2-core machine crawl.
+        "env: {OMP_NUM_THREADS: 1}\n"
     )
     sweep = tmp_path / "sweep"
     out = run_mlscale(

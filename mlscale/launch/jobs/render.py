@@ -175,12 +175,14 @@ def render_script(
             f"{point.ranks} rank(s), {p.cpus_per_rank} core(s) per rank"
         )
         command = shell.join(rank_command(system, launcher, scheduler, point, opts.python))
-        runs.append(Run(index, point, p.omp_threads, command, comment))
+        # The system may pin OMP_NUM_THREADS (hyperthreads, or fewer threads than cores).
+        runs.append(Run(index, point, system.env.get("OMP_NUM_THREADS", p.omp_threads), command, comment))
     spec = job_spec(
         system, points, safe_name(f"{workload}-{stem}"), f"logs/{stem}", opts, f"0-{len(points) - 1}" if array else None
     )
     exports = [*launcher.env.items(), *system.env.items()]
-    exports = list(dict(exports).items())  # the system's values override the launcher's defaults
+    # The system's values override the launcher's defaults; OMP_NUM_THREADS is set per run.
+    exports = [(k, v) for k, v in dict(exports).items() if k != "OMP_NUM_THREADS"]
     what = "job array" if array else "sweep point"
     text = (
         _templates()
