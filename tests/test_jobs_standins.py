@@ -47,7 +47,8 @@ def cases(tmp: Path) -> dict[str, Case]:
     user_yaml.write_text(
         "name: mypbs\ndescription: PBS + Hydra mpiexec\nscheduler: pbs\nlauncher: mpiexec\n"
         "cores_per_node: 16\ngpus_per_node: 0\nranks_per_node: 2\npartition: workq\naccount: proj-1\n"
-        "setup: [module load mpich/4.1]\nenv: {MY_VAR: 'a b $HOME \"q\"', MY_FLAG: true, OMP_NUM_THREADS: 2}\n"
+        "setup: [module load mpich/4.1]\n"
+        "env: {MY_VAR: 'a b $HOME \"q\"', MY_FLAG: true, OMP_NUM_THREADS: 2, MASTER_PORT: 12345}\n"
     )
     return {
         "theta": Case(
@@ -110,7 +111,7 @@ def cases(tmp: Path) -> dict[str, Case]:
             2,
             {"PBS_JOBID": "123456.pbs", "PBS_NODEFILE": pbs_nodes},
             "x3001c0s13b0n0",
-            23456,
+            12345,  # the system's MASTER_PORT wins
             "2",  # the system's OMP_NUM_THREADS wins over cores per rank (8)
             False,
             ["#PBS -l select=2:ncpus=16:mpiprocs=2", "#PBS -q workq", "#PBS -A proj-1"],
