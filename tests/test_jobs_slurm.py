@@ -103,63 +103,38 @@ def test_sweep_runs_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path, monkeyp
         # One thread per rank: two spinning OpenMP threads on a busy 2-core machine crawl.
         "env: {OMP_NUM_THREADS: 1" + ("}\n" if _host_resolves() else ", MASTER_ADDR: 127.0.0.1}\n")
     )
-    sweep = tmp_path / "sweep"
-    out = run_mlscale(
-        "launch",
-        "--system",
-        system,
-        "--nodes",
-        "1",
-        "--ranks",
-        "1,2",
-        "--submit",
-        "--out",
-        sweep,
-        "--",
-        *TINY_RUN,
-        env=env,
-    ).stdout
-    manifest = json.loads((sweep / "sweep.json").read_text())
-    job_ids = [s["job_id"] for s in manifest["scripts"]]
-    assert len(job_ids) == 2 and all(j.isdigit() for j in job_ids), out
-    assert _status(sweep) == {"n1-r1-rep0": "queued", "n1-r2-rep0": "queued"}
 
-    # A point whose run dies before writing a record: a bad flag.
-    bad = tmp_path / "bad"
-    run_mlscale(
-        "launch",
-        "--system",
-        system,
-        "--ranks",
-        "1",
-        "--submit",
-        "--out",
-        bad,
-        "--",
-        "run",
-        "synthetic",
-        "--model",
-        "no-such-net",
-        env=env,
-    )
-    bad_ids = [s["job_id"] for s in json.loads((bad / "sweep.json").read_text())["scripts"]]
+    def launch(out: Path, *args: str) -> list[str]:
+        run_mlscale("launch", "--system", system, "--submit", "--out", out, *args, env=env)
+        job_ids = [s["job_id"] for s in json.loads((out / "sweep.json").read_text())["scripts"]]
+        assert job_ids and all(j.isdigit() for j in job_ids), job_ids
+        return job_ids
 
-    slurm_cluster.run("scontrol", "release", ",".join(job_ids + bad_ids))
+    # One job per point; the same points as one job array; a point that dies before writing a record.
+    sweep, array, bad = tmp_path / "sweep", tmp_path / "array", tmp_path / "bad"
+    job_ids = launch(sweep, "--nodes", "1", "--ranks", "1,2", "--", *TINY_RUN)
+    job_ids += launch(array, "--ranks", "1,2", "--array", "--", *TINY_RUN)
+    job_ids += launch(bad, "--ranks", "1", "--", "run", "synthetic", "--model", "no-such-net")
+    assert len(job_ids) == 4
+    for where in (sweep, array):
+        assert _status(where) == {"n1-r1-rep0": "queued", "n1-r2-rep0": "queued"}
+
+    slurm_cluster.run("scontrol", "release", ",".join(job_ids))
     t0 = time.monotonic()
-    slurm_cluster.wait_idle(job_ids + bad_ids)
-    print(f"sweep ran in {time.monotonic() - t0:.1f} s")
+    slurm_cluster.wait_idle(job_ids)
+    print(f"sweeps ran in {time.monotonic() - t0:.1f} s")
 
-    assert _status(sweep) == {"n1-r1-rep0": "ok", "n1-r2-rep0": "ok"}, list((sweep / "logs").iterdir())
-    for ranks in (1, 2):
-        record = json.loads((sweep / "runs" / f"n1-r{ranks}-rep0" / "record.json").read_text())
-        assert (record["status"], record["num_ranks"], record["num_nodes"]) == ("ok", ranks, 1)
-        assert (record["launcher"], record["system"], record["batch_size"]) == (
-            "srun" if ranks > 1 else "srun",
-            "onenode-slurm",
-            4,
-        )
-        assert len(record["epoch_stats"]) == 2
-        assert len((sweep / "runs" / f"n1-r{ranks}-rep0" / "ranks.jsonl").read_text().splitlines()) == ranks
+    for where in (sweep, array):
+        assert _status(where) == {"n1-r1-rep0": "ok", "n1-r2-rep0": "ok"}, list((where / "logs").iterdir())
+        for ranks in (1, 2):
+            run_dir = where / "runs" / f"n1-r{ranks}-rep0"
+            record = json.loads((run_dir / "record.json").read_text())
+            assert (record["status"], record["num_ranks"], record["num_nodes"]) == ("ok", ranks, 1)
+            assert (record["launcher"], record["system"], record["batch_size"]) == ("srun", "onenode-slurm", 4)
+            assert len(record["epoch_stats"]) == 2
+            assert len((run_dir / "ranks.jsonl").read_text().splitlines()) == ranks
+    array_job = job_ids[2]
+    assert sorted(p.name for p in (array / "logs").iterdir()) == [f"array-n1.{array_job}_{i}.out" for i in (0, 1)]
 
     (bad_status,) = sweep_status(bad)
     assert bad_status.state == "failed" and "no-such-net" in bad_status.detail, bad_status
