@@ -49,10 +49,12 @@ def _section(title: str, df, fmt: str) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
+    from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
     from mlscale.results.record import atomic_write_text, load_ranks, load_records
     from mlscale.results.tables import inference_table, rank_table, scaling_list, scaling_table, to_csv, training_table
 
-    records = load_records(args.runs)
+    paths = without_empty_sweeps(args.runs)
+    records = load_records(paths) if paths else []
     if args.workload:
         records = [r for r in records if r.get("workload") == args.workload]
     if args.system:
@@ -81,6 +83,7 @@ def report(args: argparse.Namespace) -> int:
         text += _section("Per-rank timings (mean per training step)", ranks, args.format)
     if failed:
         text += "## Failed runs\n\n" + "".join(f"- {r['run_id']}: {r.get('error')}\n" for r in failed) + "\n"
+    text += sweep_status_report(args.runs, args.format)
     print(text, end="")
 
     if args.out:
