@@ -57,7 +57,9 @@ class DdpCommunicator(Communicator):
         recv = torch.from_numpy(out_bytes).to(self.coll_device)
         parts = None
         if send is not None:
-            parts = [torch.from_numpy(np.ascontiguousarray(c).reshape(-1).view(np.uint8)).to(self.coll_device) for c in send]
+            parts = [
+                torch.from_numpy(np.ascontiguousarray(c).reshape(-1).view(np.uint8)).to(self.coll_device) for c in send
+            ]
         self.dist.scatter(recv, parts, src=root)
         np.copyto(out_bytes, recv.cpu().numpy())
 
