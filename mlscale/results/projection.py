@@ -24,6 +24,7 @@ Never imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -58,24 +59,30 @@ def ring_allreduce_time(p: int | np.ndarray, n_bytes: float, alpha_s: float, byt
     return np.where(p > 1, 2 * (p - 1) * alpha_s + 2 * (p - 1) / np.maximum(p, 1) * n_bytes / bytes_per_s, 0.0)
 
 
-def fit_network(costs: dict[int, float], n_bytes: float, latency_s: float | None = None) -> tuple[float, float]:
-    """Fit (α seconds, bandwidth bytes/s) of the ring model to measured allreduce costs
-    {ranks: seconds per step}. With a single point, α must be given (`latency_s`)."""
-    points = {int(p): float(c) for p, c in costs.items() if p > 1}
-    if not points:
-        raise UserError("scaling projection: need a run with more than one rank to measure allreduce cost")
-    ps = np.array(sorted(points), dtype=float)
-    cs = np.array([points[int(p)] for p in ps])
-    x_alpha, x_beta = 2 * (ps - 1), 2 * (ps - 1) / ps * n_bytes
-    if latency_s is not None or len(ps) == 1:
+def fit_alpha_beta(points: Iterable[tuple[int, float, float]], latency_s: float | None = None) -> tuple[float, float]:
+    """Least-squares fit of the ring model to measured allreduces (ranks, bytes, seconds):
+    returns (α seconds, bandwidth bytes/s). With `latency_s` given, only the bandwidth is fitted
+    (needed when all points share one message size and rank count)."""
+    pts = [(float(p), float(n), float(t)) for p, n, t in points if p > 1]
+    if not pts:
+        raise UserError("scaling projection: need a measurement with more than one rank to fit the network")
+    ps, ns, ts = (np.array(c) for c in zip(*pts, strict=True))
+    x_alpha, x_beta = 2 * (ps - 1), 2 * (ps - 1) / ps * ns
+    distinct = len({(p, n) for p, n, _ in pts})
+    if latency_s is not None or distinct == 1:
         alpha = latency_s if latency_s is not None else 0.0
-        inv_bw = float(np.sum((cs - x_alpha * alpha) * x_beta) / np.sum(x_beta**2))
+        inv_bw = float(np.sum((ts - x_alpha * alpha) * x_beta) / np.sum(x_beta**2))
     else:
-        (alpha, inv_bw), *_ = np.linalg.lstsq(np.stack([x_alpha, x_beta], axis=1), cs, rcond=None)
+        (alpha, inv_bw), *_ = np.linalg.lstsq(np.stack([x_alpha, x_beta], axis=1), ts, rcond=None)
         alpha = max(float(alpha), 0.0)
     # A cost at or below zero (communication fully hidden) means "faster than we can tell".
-    inv_bw = max(inv_bw, 1e-15)
-    return float(alpha), 1.0 / inv_bw
+    return float(alpha), 1.0 / max(float(inv_bw), 1e-15)
+
+
+def fit_network(costs: dict[int, float], n_bytes: float, latency_s: float | None = None) -> tuple[float, float]:
+    """Fit (α, bandwidth) to the exposed allreduce cost per step {ranks: seconds} of runs whose
+    gradient is `n_bytes`. With a single rank count, α must be given (`latency_s`)."""
+    return fit_alpha_beta([(p, n_bytes, c) for p, c in costs.items()], latency_s)
 
 
 def step_time(record: dict) -> float:
@@ -174,15 +181,16 @@ def project(
     if len(costs) > 1:
         alpha, bw = fit_network(costs, n_bytes, latency_s=None if len(costs) > 2 else network.alpha_s)
         assumptions.append(
-            f"within a node: fitted to the measured runs ({', '.join(map(str, sorted(costs)))} ranks): "
+            f"measured communication path, fitted to the runs at {', '.join(str(p) for p in sorted(costs) if p > 1)} "
+            "ranks: "
             f"{bw * 8 / 1e9:.3g} Gbit/s effective, latency {alpha * 1e6:.3g} µs"
         )
     else:
         alpha, bw = network.alpha_s, network.bytes_per_s
-        assumptions.append("within a node: no multi-rank run measured; the network figures are used")
+        assumptions.append("no multi-rank run measured: the network figures are used within a node too")
     nodes_arr = np.array(nodes, dtype=float)
     ranks = nodes_arr * network.gpus_per_node
-    # One node: ranks talk through the measured path; more: the ring crosses the network,
+    # One node: ranks talk through the measured path; more: the ring also crosses the network,
     # whose slower link (lower bandwidth, higher latency) sets the pace.
     inter_alpha, inter_bw = max(alpha, network.alpha_s), min(bw, network.bytes_per_s)
     ar = np.where(

@@ -22,7 +22,7 @@ import jinja2
 import pandas as pd
 
 from mlscale.errors import UserError
-from mlscale.results import plots, projection, scaling
+from mlscale.results import plots, projection, scaling, tables
 
 TEMPLATES = Path(__file__).with_name("templates")
 MAX_STRAGGLER_PLOTS = 8
@@ -54,7 +54,7 @@ class Section:
     text: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
-    bullets: list[str] = field(default_factory=list)
+    lists: list[tuple[str, list[str]]] = field(default_factory=list)  # (caption, items)
 
 
 def build_report(
@@ -182,16 +182,27 @@ def _runs_section(frame: pd.DataFrame) -> Section:
 
 def _seed_table_sections(records: list[dict]) -> list[Section]:
     """The PEARL/SCARF training and inference tables and the Theta/Cooley scaling list."""
-    try:
-        from mlscale.results import tables
-    except ImportError:  # the tables module arrives with the spine
-        return []
     out = []
-    for title, fn in (("Training", "training_table"), ("Inference", "inference_table"), ("Scaling", "scaling_table")):
-        maker = getattr(tables, fn, None)
-        frame = maker(records) if maker else None
-        if frame is not None and not frame.empty:
-            out.append(Section(f"{title} table", tables=[Table(title.lower(), frame, floatfmt=".10g")]))
+    training, inference = tables.training_table(records), tables.inference_table(records)
+    if not training.empty:
+        out.append(Section("Training table", tables=[Table("training (PEARL/SCARF form)", training, ".10g")]))
+    if not inference.empty:
+        out.append(Section("Inference table", tables=[Table("inference (PEARL/SCARF form)", inference, ".10g")]))
+    scaling_table = tables.scaling_table(records)
+    if not scaling_table.empty:
+        lists: list[tuple[str, list[str]]] = []
+        for line in tables.scaling_list(scaling_table).splitlines():
+            if line.startswith(" - ") and lists:
+                lists[-1][1].append(line[3:])
+            elif line.strip():
+                lists.append((line.rstrip(":"), []))
+        out.append(
+            Section(
+                "Scaling list",
+                tables=[Table("scaling (Theta/Cooley form)", scaling_table, ".4g")],
+                lists=lists,
+            )
+        )
     return out
 
 
@@ -311,11 +322,11 @@ def _projection_sections(records, frame: pd.DataFrame, out: Path, network: proje
                 [
                     "Ring-allreduce α–β model fitted to the measured runs (dots). A projection is a model, not a "
                     "measurement: overlap of communication with backward, hierarchical (intra-node then "
-                    "inter-node) allreduce and congestion are not modelled. Assumptions:"
+                    "inter-node) allreduce and congestion are not modelled."
                 ],
                 [Figure(plots.projection(proj, out / name).name, "projection")],
                 [Table("projected weak scaling", table, floatfmt=".4g")],
-                bullets=proj.assumptions,
+                lists=[("Assumptions", proj.assumptions)],
             )
         )
     return sections

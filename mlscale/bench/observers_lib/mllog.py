@@ -53,7 +53,6 @@ class MLPerfLog(RunObserver):
         self.enabled = ctx.rank == 0
         self.buffer = io.StringIO()
         self.samples_logged = False
-        self.accuracy_metric = "accuracy"
         self.epoch_start_ms: dict[int, int] = {}
         if not self.enabled:
             return
@@ -72,7 +71,6 @@ class MLPerfLog(RunObserver):
         env, run = self.ctx.env, self.ctx.run
         on_gpu = getattr(self.ctx.device, "type", str(self.ctx.device)) == "cuda"
         workload = meta.get("workload") or ""
-        self.accuracy_metric = meta.get("accuracy_metric") or self.accuracy_metric
         self._event(C.SUBMISSION_BENCHMARK, workload, time_ms=self.init_start_ms)
         self._event(C.SUBMISSION_ORG, os.environ.get("MLSCALE_MLPERF_ORG", "mlscale"), time_ms=self.init_start_ms)
         self._event(
@@ -87,11 +85,11 @@ class MLPerfLog(RunObserver):
         self._event(NUMBER_OF_NODES, int(env.num_nodes or 1))
         self._event(ACCELERATORS_PER_NODE, int(env.local_size or 1) if on_gpu else 0)
         self._event(C.SEED, int(getattr(run, "seed", 0)))
-        batch = meta.get("global_batch_size") or (getattr(run, "batch_size", 1) * self.ctx.size)
+        batch = getattr(run, "global_batch_size", None) or (meta.get("batch_size") or run.batch_size) * self.ctx.size
         self._event(C.GLOBAL_BATCH_SIZE, int(batch))
         self._event(C.GRADIENT_ACCUMULATION_STEPS, 1)
-        if meta.get("learning_rate") is not None:
-            self._event(C.OPT_BASE_LR, float(meta["learning_rate"]))
+        if meta.get("lr") is not None:
+            self._event(C.OPT_BASE_LR, float(meta["lr"]))
         self._log_samples(meta.get("train_samples"), meta.get("eval_samples", meta.get("test_samples")))
         self.mllogger.end(key=C.INIT_STOP, time_ms=_ms())
         self.mllogger.start(key=C.RUN_START, time_ms=_ms())
@@ -112,17 +110,17 @@ class MLPerfLog(RunObserver):
         if not self.enabled:
             return
         end = _ms()
-        # The sample counts are per epoch: known for sure once the first epoch has run.
-        self._log_samples(stats.get("train_samples"), stats.get("test_samples"))
         test_ms = int(1000 * (stats.get("test_time") or 0.0))
         eval_start = max(end - test_ms, self.epoch_start_ms.get(epoch, end - test_ms))
         self.mllogger.end(key=C.EPOCH_STOP, metadata={"epoch_num": epoch}, time_ms=eval_start)
         if stats.get("test_samples"):
             self.mllogger.start(key=C.EVAL_START, metadata={"epoch_num": epoch}, time_ms=eval_start)
-            accuracy = _accuracy(stats, self.accuracy_metric)
+            accuracy = _accuracy(stats)
             if accuracy is not None:
                 self._event(C.EVAL_ACCURACY, accuracy, metadata={"epoch_num": epoch}, time_ms=end)
             self.mllogger.end(key=C.EVAL_STOP, metadata={"epoch_num": epoch}, time_ms=end)
+        # The sample counts are per epoch: known for sure once the first epoch has run.
+        self._log_samples(stats.get("train_samples"), stats.get("test_samples"))
 
     def run_end(self, status: str) -> None:
         if self.enabled:
@@ -135,11 +133,10 @@ class MLPerfLog(RunObserver):
         return {FILENAME: self.buffer.getvalue()} if self.enabled else {}
 
 
-def _accuracy(stats: dict[str, Any], preferred: str) -> float | None:
-    """The epoch's test value of the workload's accuracy metric (else the first number there is)."""
+def _accuracy(stats: dict[str, Any]) -> float | None:
+    """The epoch's test value of the workload's accuracy metric (else the first number among its metrics)."""
     metrics = stats.get("test_metrics") or {}
-    for key in (preferred, "accuracy", *metrics):
-        value = metrics.get(key)
+    for value in (stats.get("test_accuracy"), *metrics.values()):
         if isinstance(value, (int, float)):
             return float(value)
     return None

@@ -9,7 +9,7 @@ local rank 0 only (it measures the whole socket, shared by the node's ranks).
 A sensor that cannot be read is recorded as absent (null in JSON, or the key
 left out), never as zero: a zero would read as "idle" or "free energy".
 
-Rank summaries go to ranks.jsonl under "monitor"; rank 0 adds to record.json a
+Rank summaries go to ranks.jsonl under "observers" → "monitor"; rank 0 adds to record.json a
 "monitor" summary over ranks and "energy_per_sample_j" (GPU + CPU energy of all
 ranks between run start and run end, divided by all samples processed then:
 training, test and inference) when any energy was readable.
@@ -193,7 +193,9 @@ class HardwareMonitor(RunObserver):
         }
 
     def record_fields(self, record: dict[str, Any], rank_summaries: list[dict[str, Any]]) -> dict[str, Any]:
-        ranks = [r.get(self.name, r) for r in rank_summaries if r]
+        # The runner files each observer's rank summary under "observers" in the rank's line.
+        ranks = [(r.get("observers") or {}).get(self.name) or {} for r in rank_summaries]
+        ranks = [r for r in ranks if r]
         if not ranks:
             return {}
 
