@@ -57,7 +57,7 @@ def _grouped_positions(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[float], l
         for ranks in g["ranks"]:
             x.append(pos)
             if len(groups) == 1:
-                labels.append(f"{int(ranks)} ranks")
+                labels.append(f"{int(ranks)} rank" + ("s" if ranks != 1 else ""))
             elif runs["workload"].nunique() == 1:
                 labels.append(f"{int(ranks)} rk\n{system}")
             else:
@@ -292,9 +292,10 @@ def projection(proj, path: Path) -> Path:
     ax2.plot(t["nodes"], t["efficiency"], "-", color="C0", lw=2, label="projected weak-scaling efficiency")
     if "strong_efficiency" in t:
         ax2.plot(t["nodes"], t["strong_efficiency"], "-", color="C2", lw=2, label="projected strong-scaling eff.")
-    ax2.plot(m["ranks"] / g, proj.compute_s / m["step_time"], "o", color="C3", ms=7, label="measured")
+    measured_eff = proj.compute_s / m["step_time"]
+    ax2.plot(m["ranks"] / g, measured_eff, "o", color="C3", ms=7, label="measured")
     ax2.axhline(1.0, color="k", ls="--", lw=1)
-    ax2.set_ylim(0, 1.1)
+    ax2.set_ylim(0, max(1.1, float(measured_eff.max()) + 0.1))
     ax2.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax2.set_ylabel("efficiency")
     ax2.set_title(
