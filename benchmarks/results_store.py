@@ -87,9 +87,8 @@ def main() -> None:
     for kind, (rows, lost, elapsed) in results.items():
         print(f"{kind:9s}: {rows}/{total} rows, {lost} writes failed, {elapsed:.2f} s, {rows / elapsed:.0f} rows/s")
     (b_rows, _, b_t), (m_rows, _, m_t) = results["baseline"], results["mlscale"]
-    print(
-        f"ratio mlscale/baseline: rows kept {m_rows / max(b_rows, 1):.2f}x, throughput {(m_rows / m_t) / (b_rows / b_t if b_rows else float('nan')):.2f}x"
-    )
+    ratio = (m_rows / m_t) / (b_rows / b_t) if b_rows else float("nan")
+    print(f"ratio mlscale/baseline: rows kept {m_rows / max(b_rows, 1):.2f}x, throughput {ratio:.2f}x")
 
 
 if __name__ == "__main__":
