@@ -108,3 +108,24 @@ def test_report_replaces_old_directory_and_rejects_nothing(sweep, tmp_path):
     with pytest.raises(UserError):
         build_report([], tmp_path / "empty")
     assert not (tmp_path / "empty").exists()
+
+
+def test_report_with_inference_iotest_and_failed_runs(tmp_path):
+    from mlscale.results.record import load_ranks, load_record, write_run_dir
+
+    make_run(tmp_path, "a1", ranks=1)
+    make_run(tmp_path, "a2", ranks=2, slow_rank=1, slow_factor=2.0)
+    base, lines = load_record(tmp_path / "a2"), load_ranks(tmp_path / "a2")
+    base.pop("run_dir")
+    # an inference-only run has no training phases: its stragglers come from its eval phases
+    write_run_dir(tmp_path, "inf2", dict(base, run_id="inf2", mode="inference", epoch_stats=[], phases={}),
+                  [dict(ln, phases={}, eval_phases=ln["phases"]) for ln in lines])  # fmt: skip
+    write_run_dir(tmp_path, "fail4", dict(base, run_id="fail4", status="failed", error="RuntimeError: boom",
+                                          epoch_stats=[], phases={}, num_ranks=4, inference=None), [])  # fmt: skip
+    md = (build_report(load_records([tmp_path]), tmp_path / "rep").parent / "report.md").read_text()
+    assert "## Failed runs" in md and "RuntimeError: boom" in md
+    assert "## Throughput against ranks" in md  # the 2-rank training run is not hidden by the inference run
+    assert re.search(r"\| inf2 +\| synthetic +\| testbox +\| +2 \| +1 \|", md)  # slowest rank of inference run
+    assert "## Projection: synthetic on testbox" in md
+    only_failed = build_report([load_record(tmp_path / "fail4")], tmp_path / "rep2").parent / "report.md"
+    assert "No successful runs" in only_failed.read_text()

@@ -116,19 +116,33 @@ def test_runs_command_bad_input(tmp_path):
     assert proc.returncode == 2 and proc.stderr.startswith("mlscale: error: --since yesterday")
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "mlscale.results.store",
-        "mlscale.results.compare",
-        "mlscale.results.projection",
-        "mlscale.results.report_html",
-        "mlscale.results.plots",
-        "mlscale.commands.runs",
-        "mlscale.commands.compare",
-    ],
-)
+RESULTS_MODULES = [
+    "mlscale.results.store", "mlscale.results.compare", "mlscale.results.projection", "mlscale.results.report_html",
+    "mlscale.results.plots", "mlscale.results.scaling", "mlscale.results.mlperf", "mlscale.commands.runs",
+    "mlscale.commands.compare",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("module", RESULTS_MODULES)
 def test_results_modules_never_import_torch(module):
     code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
     proc = subprocess.run([sys.executable, "-c", code], env=child_env(), cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, f"{module} imports torch\n{proc.stderr}"
+
+
+def test_report_runs_and_compare_commands_never_import_torch(tmp_path):
+    # The whole login-node path: store, HTML report, compare, through the real CLI entry point.
+    make_run(tmp_path / "runs", "one", ranks=1)
+    make_run(tmp_path / "runs", "two", ranks=2)
+    code = f"""
+import sys
+from mlscale.cli import main
+root = {str(tmp_path / "runs")!r}
+assert main(["runs", root]) == 0
+assert main(["report", root, "--html", {str(tmp_path / "html")!r}]) == 0
+assert main(["compare", root, "--write-reference", {str(tmp_path / "refs.yaml")!r}]) == 0
+sys.exit(3 if "torch" in sys.modules else 0)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=child_env(), cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "html" / "report.html").is_file()

@@ -130,8 +130,10 @@ class Projection:
 
 
 def series_for_projection(records: list[dict]) -> dict[int, dict]:
-    """One successful train run per rank count (the latest), all with the same workload/system/batch."""
-    runs = [r for r in records if r.get("status", "ok") == "ok" and r.get("phases")]
+    """One successful training run per rank count (the latest), all with the same workload/system/batch."""
+    runs = [
+        r for r in records if r.get("status", "ok") == "ok" and r.get("mode", "train") == "train" and r.get("phases")
+    ]
     if not runs:
         raise UserError("scaling projection: no successful runs with per-phase times")
     keys = {(r["workload"], r.get("system"), r.get("batch_size")) for r in runs}

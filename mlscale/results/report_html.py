@@ -108,7 +108,7 @@ def build_report(
 def _sections(records: list[dict], out: Path, network: projection.Network) -> list[Section]:
     frame = scaling.runs_frame(records)
     series = scaling.scaling_series(frame)
-    sections = [_runs_section(frame), *_seed_table_sections(records)]
+    sections = [_runs_section(frame), *_failed_section(records), *_seed_table_sections(records)]
     if frame.empty:
         return sections
     if series:
@@ -178,6 +178,19 @@ def _runs_section(frame: pd.DataFrame) -> Section:
     if frame.empty:
         return Section("Runs", ["No successful runs among the records given."])
     return Section("Runs", [f"{len(frame)} successful run(s)."], tables=[Table("runs", frame[cols])])
+
+
+def _failed_section(records: list[dict]) -> list[Section]:
+    failed = [r for r in records if r.get("status", "ok") != "ok"]
+    if not failed:
+        return []
+    rows = [{"run_id": r.get("run_id"), "workload": r.get("workload"), "system": r.get("system"),
+             "ranks": r.get("num_ranks"), "error": r.get("error")} for r in failed]  # fmt: skip
+    return [
+        Section(
+            "Failed runs", ["Left out of every plot and table below."], tables=[Table("failed", pd.DataFrame(rows))]
+        )
+    ]
 
 
 def _seed_table_sections(records: list[dict]) -> list[Section]:

@@ -56,7 +56,8 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     if frame.empty:
         return frame
     # A repeated configuration keeps its latest run.
-    frame = frame.sort_values("started_at").drop_duplicates(["workload", "system", "ranks", "batch_size"], keep="last")
+    frame = frame.sort_values("started_at")
+    frame = frame.drop_duplicates(["workload", "system", "mode", "ranks", "batch_size"], keep="last")
     return frame.sort_values(["workload", "system", "ranks"]).reset_index(drop=True)
 
 
@@ -70,7 +71,7 @@ def scaling_series(frame: pd.DataFrame) -> list[tuple[str, str, str, pd.DataFram
     out = []
     if frame.empty:
         return out
-    for (workload, system), runs in frame.groupby(["workload", "system"], sort=True):
+    for (workload, system), runs in frame[frame["mode"] == "train"].groupby(["workload", "system"], sort=True):
         candidates = [("weak", "batch_size"), ("strong", "global_batch_size")]
         for kind, fixed in candidates:
             for _, series in runs.groupby(fixed):
@@ -93,10 +94,13 @@ def load_rank_lines(run_dir: str | Path | None) -> list[dict]:
 
 
 def rank_phase_table(rank_lines: list[dict]) -> pd.DataFrame:
-    """Per-rank mean seconds per step in each phase (rows: ranks; columns: phases + host)."""
+    """Per-rank mean seconds per step in each phase (rows: ranks; columns: phases + host).
+
+    Training steps when the run trained; else its evaluation/inference steps."""
+    key = "phases" if any(line.get("phases") for line in rank_lines) else "eval_phases"
     rows = []
     for line in rank_lines:
-        phases = line.get("phases") or {}
+        phases = line.get(key) or {}
         row = {"rank": line.get("rank"), "host": line.get("host") or line.get("hostname") or ""}
         for phase in PHASES:
             row[phase] = ((phases.get(phase) or {}).get("mean")) if isinstance(phases.get(phase), dict) else None
@@ -113,9 +117,9 @@ def rank_phase_table(rank_lines: list[dict]) -> pd.DataFrame:
 
 def straggler_summary(table: pd.DataFrame) -> dict | None:
     """Which rank is slowest, by how much against the median rank, and in which phase."""
-    if table.empty or len(table) < 2:
+    phases = [c for c in table.columns if c in PHASES] if not table.empty else []
+    if len(table) < 2 or not phases or not (table["step"] > 0).all():
         return None
-    phases = [c for c in table.columns if c in PHASES]
     median = table[phases].median()
     median_step = float(table["step"].median())
     slowest = int(table["step"].idxmax())
