@@ -39,6 +39,15 @@ def _log2_axis(ax, values) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
+def _log_y(ax) -> None:
+    """Log y axis with plain numbers (0.2, 300, 2000) rather than powers of ten."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # Label only the 2s, 3s and 5s between decades, so wide ranges stay legible.
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:e}"[0] in "235" else ""))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
@@ -83,7 +92,7 @@ def throughput(series: list[tuple[str, str, str, pd.DataFrame]], path: Path) -> 
         all_ranks += list(s["ranks"])
     ax.plot([], [], "k--", lw=1, label="ideal (linear from smallest run)")
     _log2_axis(ax, all_ranks)
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xlabel("ranks")
     ax.set_ylabel("training throughput (samples/s, log scale)")
     ax.set_title("Throughput against ranks")
@@ -131,7 +140,7 @@ def time_to_solution(series: list[tuple[str, str, str, pd.DataFrame]], path: Pat
             ax.annotate(f"{y:.3g} s", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
         ranks += list(s["ranks"])
     _log2_axis(ax, ranks)
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_xlabel("ranks")
     ax.set_ylabel("time to solution (s, log scale)")
     ax.set_title("Time to solution (whole run, slowest rank)")
@@ -286,6 +295,7 @@ def projection(proj, path: Path) -> Path:
     ax1.plot(m["ranks"] / g, m["imgs_per_s"], "o", color="C3", ms=7, label=f"measured ({g} ranks = 1 node)")
     ax1.set_yscale("log")
     ax1.yaxis.set_major_locator(LogLocator(base=10))
+    ax1.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax1.set_ylabel("training throughput (samples/s, log scale)")
     ax1.set_title(f"{proj.workload}@{proj.system}: projected weak scaling")
     ax1.legend(fontsize=8, loc="upper left")
