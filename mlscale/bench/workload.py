@@ -70,7 +70,7 @@ class Workload:
     accuracy_metric: ClassVar[str] = "accuracy"
     accuracy_caption: ClassVar[str] = "accuracy: fraction of correct predictions"
     default_lr: ClassVar[float] = 0.01
-    modes: ClassVar[tuple[str, ...]] = ("train", "inference")
+    modes: ClassVar[tuple[str, ...]] = ("train", "inference", "iotest")
 
     registry: ClassVar[dict[str, type[Workload]]] = {}
 
