@@ -8,6 +8,4 @@ results-report: install
 
 # Official MLPerf HPC compliance checker on every mllog.txt under $(RUNS), with mlscale's ruleset.
 results-mllog-check: install
-	find $(RUNS) -name mllog.txt -print0 | xargs -0 -r -n1 $(PY) -m mlperf_logging.compliance_checker \
-		--usage hpc --ruleset 3.0.0 --config mlscale/results/mlperf_rules/hpc_3.0.0/mlscale_common.yaml \
-		--log_output /dev/null
+	$(PY) -m mlscale.results.mlperf $(RUNS)

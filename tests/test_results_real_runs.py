@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
 from conftest import run_mlscale
+from conftest import test_env as child_env
 
 from mlscale.results import store
 from mlscale.results.mlperf import check_log
@@ -72,6 +75,10 @@ def test_mllog_of_a_real_run_passes_the_official_checker(runs, tmp_path):
     bad = tmp_path / "mllog.txt"
     bad.write_text(log.read_text().replace('"value": "synthetic"', '"value": "resnet"'))
     assert check_log(bad, tmp_path / "checker_bad.log").returncode != 0
+    # every run's log, through the module's command line (what `make results-mllog-check` runs)
+    every = subprocess.run([sys.executable, "-m", "mlscale.results.mlperf", str(runs)], env=child_env(),
+                           capture_output=True, text=True)  # fmt: skip
+    assert every.returncode == 0 and every.stdout.count("PASS ") == 3, every.stdout + every.stderr
 
 
 def test_monitors_on_every_rank_absent_sensors_null(runs):
