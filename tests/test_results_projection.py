@@ -8,8 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import mpirun_prefix
-from conftest import test_env as child_env
+from conftest import child_env, mpirun_prefix
 from results_helpers import make_run
 
 from mlscale.errors import UserError

@@ -14,8 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
-from conftest import run_mlscale
-from conftest import test_env as child_env
+from conftest import child_env, run_mlscale
 
 from mlscale.results import store
 from mlscale.results.mlperf import check_log

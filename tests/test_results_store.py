@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, run_mlscale
-from conftest import test_env as child_env
+from conftest import REPO, child_env, run_mlscale
 from results_helpers import make_run
 
 from mlscale.results import store
