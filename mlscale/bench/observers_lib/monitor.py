@@ -42,7 +42,13 @@ class _Nvml:
 
         self.nv = pynvml
         pynvml.nvmlInit()
-        self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        # CUDA numbers only the visible devices; NVML numbers all of them.
+        visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+        target = visible[index] if index < len(visible) else str(index)
+        if target.isdigit():
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(int(target))
+        else:  # a UUID (GPU-…/MIG-…)
+            self.handle = pynvml.nvmlDeviceGetHandleByUUID(target)
 
     def _read(self, fn, *args):
         try:
