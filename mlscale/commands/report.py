@@ -38,6 +38,11 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--out", metavar="DIR", help="also write training.csv, inference.csv, scaling.csv and report.md into DIR"
     )
+    html = parser.add_argument_group("scaling report (plots, stragglers, projection)")
+    html.add_argument("--html", metavar="DIR", help="also build report.md + report.html with PNG plots in DIR")
+    html.add_argument("--network-gbps", type=float, default=100.0, help="projection: network bandwidth (Gbit/s)")
+    html.add_argument("--latency-us", type=float, default=5.0, help="projection: network latency per message (µs)")
+    html.add_argument("--gpus-per-node", type=int, default=4, help="projection: ranks per node")
     return report
 
 
@@ -92,6 +97,12 @@ def report(args: argparse.Namespace) -> int:
         for name, df in (("training", training), ("inference", inference), ("scaling", scaling)):
             atomic_write_text(out / f"{name}.csv", to_csv(df))
         atomic_write_text(out / "report.md", text)
+    if args.html:
+        from mlscale.results.projection import Network
+        from mlscale.results.report_html import build_report
+
+        network = Network(args.network_gbps, args.latency_us, args.gpus_per_node)
+        print(f"wrote {build_report(records, Path(args.html), network=network)}")
     return 0
 
 
