@@ -14,6 +14,10 @@ larcv: $(LARCV_STAMP)
 # compatibility tests then skip with a reason); a failing build still fails.
 larcv-wheel: install
 	@if [ -z "$(LARCV_WHEEL)" ]; then \
+	  if [ ! -f /usr/include/hdf5/serial/hdf5.h ] && [ ! -f /usr/include/hdf5.h ] \
+	     && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhdf5-dev) \
+	      || echo "larcv: apt-get install libhdf5-dev failed"; fi; \
 	  if [ ! -f /usr/include/hdf5/serial/hdf5.h ] && [ ! -f /usr/include/hdf5.h ]; then \
 	    echo "larcv: skipped, needs libhdf5-dev (apt-get install libhdf5-dev)"; exit 0; fi; \
 	  mkdir -p $(WHEEL_CACHE); \

@@ -102,3 +102,7 @@ def test_iotest_mode_reads_and_distributes(data_dir, tmp_path):
     assert io["samples"] == 48 and io["imgs_per_s"] > 0
     # dense batches: 48 events x 3 planes x 32 x 64 float32 charge + uint8 labels + int64 entries
     assert io["bytes"] == 48 * (3 * 32 * 64 * 5 + 8)
+    # what the loader read from disk: every event once, 16-byte voxel records of both producers
+    assert io["events_read"] == 48
+    assert io["disk_bytes"] > 0 and io["disk_bytes"] % 16 == 0
+    assert io["scatter_bytes"] == 0  # strategy (b) scatters indices only

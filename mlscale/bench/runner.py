@@ -312,6 +312,8 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
     try:
         result = _execute(workload, ctx, lr, observers, staging, t_start)
     except UserError:
+        if comm.rank == 0:
+            _remove_tree(staging)  # nothing half-written
         raise
     except Exception as exc:  # record the failure, then let the launcher see it
         status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -457,6 +459,9 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
         elapsed = time.perf_counter() - t0
         train_phases.append(timer.epoch_end())
         iotest = _global_rate(comm, elapsed, samples)
+        stats = workload.io_stats()
+        for key in sorted(stats):  # same keys on every rank, same order of collectives
+            iotest[key] = comm.allreduce(float(stats[key]), "sum")
         total_bytes = comm.allreduce(float(nbytes), "sum")
         iotest.update(
             {

@@ -130,6 +130,11 @@ class Workload(Registered):
         into the run directory (rank 0) and return facts for the record."""
         return {}
 
+    def io_stats(self) -> dict[str, float]:
+        """Counters of this rank's reading since the run began (e.g. bytes read from
+        disk); summed over ranks into the iotest record."""
+        return {}
+
     def info(self) -> dict:
         """Facts for the record and `mlscale info` (parameter count etc.)."""
         return {}

@@ -137,6 +137,15 @@ class CosmicTagger(Workload):
         self.loaders[split] = loader
         return loader
 
+    def io_stats(self) -> dict[str, float]:
+        """Disk and network bytes behind the iotest figures (the runner sums them over ranks)."""
+        stats = [loader.stats for loader in self.loaders.values()]
+        return {
+            "events_read": float(sum(s.events_read for s in stats)),
+            "disk_bytes": float(sum(s.bytes_read for s in stats)),
+            "scatter_bytes": float(sum(s.bytes_received for s in stats)),
+        }
+
     # -- model ---------------------------------------------------------------
     def build_model(self) -> torch.nn.Module:
         return UResNet(_model_config(self.config))
