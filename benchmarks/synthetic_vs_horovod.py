@@ -13,6 +13,9 @@ rank's training time (record.json), and rank 0's rate x size (ranks.jsonl) is sh
 
 Both run under the same launcher (`mpirun -np R` by default), alternately, `--repeats` times; the
 ratio (mlscale / Horovod, same way of totalling: rank 0's rate x size) uses the medians. Goal >= 0.99.
+Separate launches differ in weights, data and the machine's load at the time, so a last launch measures
+the loop overhead alone: Horovod's step and mlscale's training loop on the same model, optimizer and
+batch, alternating in the same processes (`--paired-rounds`).
 
     python benchmarks/synthetic_vs_horovod.py --ranks 2 --model resnet18 --image-size 64 --batch-size 16
 """
@@ -46,16 +49,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num-iters", type=int, default=6)
     p.add_argument("--repeats", type=int, default=3, help="alternating runs of each side")
     p.add_argument("--launcher", choices=("mpirun", "horovodrun-gloo"), default="mpirun")
-    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one rank of the Horovod side
+    p.add_argument("--paired-rounds", type=int, default=8, help="rounds of the in-process A/B (0: skip it)")
+    p.add_argument("--worker", choices=("horovod", "paired"), help=argparse.SUPPRESS)  # one rank of a launch
     return p.parse_args(argv)
 
 
 # -- the Horovod side: one rank ------------------------------------------------------------------
 
 
-def horovod_worker(args: argparse.Namespace) -> None:
+def horovod_step(args: argparse.Namespace):
+    """Horovod's setup; returns its benchmark_step (zero_grad, forward, loss, backward, step)."""
     import horovod.torch as hvd
-    import numpy as np
     import torch
     import torch.nn.functional as F
     from torchvision import models
@@ -83,6 +87,14 @@ def horovod_worker(args: argparse.Namespace) -> None:
         if cuda:
             torch.cuda.synchronize()
 
+    return benchmark_step
+
+
+def horovod_worker(args: argparse.Namespace) -> None:
+    import horovod.torch as hvd
+    import numpy as np
+
+    benchmark_step = horovod_step(args)
     timeit.timeit(benchmark_step, number=args.num_warmup_batches)
     img_secs = []
     for _ in range(args.num_iters):
@@ -99,6 +111,82 @@ def horovod_worker(args: argparse.Namespace) -> None:
         result["rank0_x_size"] = size * rate
         print("RESULT " + json.dumps(result), flush=True)
     hvd.shutdown()
+
+
+def paired_worker(args: argparse.Namespace) -> None:
+    """The loop overhead alone: Horovod's benchmark_step and mlscale's training loop (Trainer.train_steps)
+    on the same model, optimizer and batch, in the same processes, alternating rounds of
+    num-batches-per-iter steps. Launch-to-launch drift on a shared machine then hits both alike, and the
+    two sides cannot differ by weights, data or memory layout, only by what the loops do around them."""
+    import logging
+    import statistics
+    import time
+
+    import horovod.torch as hvd
+    import torch.nn.functional as F
+
+    from mlscale.bench import speedups
+    from mlscale.bench.config import RunConfig
+    from mlscale.bench.runner import Trainer, select_device
+    from mlscale.bench.timing import make_timer
+    from mlscale.bench.workload import Context
+    from mlscale.bench.workloads.synthetic import Synthetic, SyntheticConfig
+    from mlscale.launch.comm import create_communicator
+    from mlscale.launch.env import detect_environment
+
+    env = detect_environment()
+    comm = create_communicator("horovod", env)
+    run = RunConfig(batch_size=args.batch_size, backend="horovod", progress=False)
+    device = select_device("auto", env)
+    ctx = Context(env, comm, device, run, logging.getLogger("bench"))
+    n = args.num_batches_per_iter
+    workload = Synthetic(SyntheticConfig(args.model, args.image_size, args.num_classes, steps_per_epoch=n), ctx)
+    net = workload.build_model().to(device)
+    comm.broadcast_parameters(net)
+    net = comm.wrap_model(net)
+    optimizer = comm.wrap_optimizer(workload.build_optimizer(net.parameters(), Synthetic.default_lr), net)
+    trainer = Trainer(workload, ctx, net, optimizer, speedups.Precision(False, device), make_timer)
+    data = workload.build_data("train")
+    images, labels = data.batch
+
+    def benchmark_step():  # Horovod's step; the optimizer's step() does the allreduce wait itself
+        optimizer.zero_grad()
+        F.cross_entropy(net(images), labels).backward()
+        optimizer.step()
+        cuda_sync(device)
+
+    def mlscale_block() -> float:
+        timer = make_timer(device.type)
+        t0 = time.perf_counter()
+        trainer.train_steps(data, n, timer)
+        cuda_sync(device)
+        elapsed = time.perf_counter() - t0
+        timer.epoch_end()
+        return elapsed
+
+    def horovod_block() -> float:
+        return timeit.timeit(benchmark_step, number=n)
+
+    for _ in range(max(1, args.num_warmup_batches // n)):
+        horovod_block(), mlscale_block()
+    times: dict[str, list[float]] = {"horovod": [], "mlscale": []}
+    for i in range(args.paired_rounds):
+        order = [("horovod", horovod_block), ("mlscale", mlscale_block)]
+        for name, block in order if i % 2 == 0 else reversed(order):
+            times[name].append(block())
+    if hvd.rank() == 0:
+        rate = {k: args.batch_size * n / statistics.median(v) for k, v in times.items()}
+        paired = statistics.median(h / m for h, m in zip(times["horovod"], times["mlscale"]))
+        result = {"rank0_rate": rate, "ratio": rate["mlscale"] / rate["horovod"], "paired_ratio": paired}
+        print("RESULT " + json.dumps(result), flush=True)
+    comm.close()
+
+
+def cuda_sync(device) -> None:
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
 
 
 # -- the driver ----------------------------------------------------------------------------------------
@@ -124,10 +212,11 @@ def launch(args: argparse.Namespace, command: list[str]) -> str:
     return proc.stdout
 
 
-def run_horovod(args: argparse.Namespace) -> dict:
+def run_worker(args: argparse.Namespace, worker: str) -> dict:
     keep = "model image_size num_classes batch_size num_warmup_batches num_batches_per_iter num_iters".split()
     flags = [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in keep]
-    out = launch(args, [str(Path(__file__).resolve()), "--worker", *flags])
+    flags.append(f"--paired-rounds={args.paired_rounds}")
+    out = launch(args, [str(Path(__file__).resolve()), f"--worker={worker}", *flags])
     line = next(line for line in out.splitlines() if "RESULT " in line)
     return json.loads(line.split("RESULT ", 1)[1])
 
@@ -155,7 +244,7 @@ def main() -> None:
     if importlib.util.find_spec("horovod") is None:
         sys.exit("synthetic_vs_horovod: horovod is not installed; build it with `make horovod`")
     if args.worker:
-        horovod_worker(args)
+        {"horovod": horovod_worker, "paired": paired_worker}[args.worker](args)
         return
     print(
         f"{args.ranks} ranks via {args.launcher}, {args.model} {args.image_size}x{args.image_size}, "
@@ -164,7 +253,7 @@ def main() -> None:
     )
     hvd_runs, mls_runs = [], []
     for i in range(args.repeats):
-        hvd_runs.append(run_horovod(args))
+        hvd_runs.append(run_worker(args, "horovod"))
         mls_runs.append(run_mlscale(args))
         h, m = hvd_runs[-1], mls_runs[-1]
         print(
@@ -187,6 +276,16 @@ def main() -> None:
     print(f"ratio mlscale / Horovod (rank 0 x size, Horovod's way): {mls_rank0 / hvd_total:.3f}  (goal >= 0.99)")
     print(f"ratio mlscale / Horovod (both rank 0 samples/time x size): {mls_rank0 / hvd_time:.3f}")
     print(f"median of per-repeat ratios (Horovod's way): {paired:.3f}")
+    if args.paired_rounds:
+        both = run_worker(args, "paired")
+        rate = both["rank0_rate"]
+        print(
+            f"loop overhead (same model/optimizer/batch, {args.paired_rounds} alternating rounds of "
+            f"{args.num_batches_per_iter} steps), rank 0 img/s x {args.ranks}: "
+            f"Horovod's step {rate['horovod'] * args.ranks:.1f}, mlscale loop "
+            f"{rate['mlscale'] * args.ranks:.1f}; ratio {both['ratio']:.3f} (medians), "
+            f"{both['paired_ratio']:.3f} (median of paired rounds)"
+        )
 
 
 if __name__ == "__main__":
