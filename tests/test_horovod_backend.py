@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.conftest import REPO, child_env, run_mlscale
+from conftest import REPO, child_env, run_mlscale
 
 try:
     import horovod.torch  # noqa: F401
