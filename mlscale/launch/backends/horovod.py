@@ -40,6 +40,12 @@ class HorovodCommunicator(Communicator):
         self._optimizer = None
         self._synchronized_early = False
 
+    def _outside_inference(self):
+        """Horovod fills its output tensors on its background thread, where torch's thread-local
+        inference mode is off; tensors made inside `torch.inference_mode()` (the runner's inference
+        pass, where a data loader may scatter) would then refuse the write. Make them normal tensors."""
+        return self.torch.inference_mode(False)
+
     def _name(self, what: str) -> str:
         self._calls += 1
         return f"mlscale.{what}.{self._calls}"
@@ -58,30 +64,34 @@ class HorovodCommunicator(Communicator):
         self.hvd.barrier()
 
     def _allreduce_array(self, array, op):
-        tensor = self.torch.from_numpy(np.array(array, dtype=np.float64))
-        out = self.hvd.allreduce(tensor, op=self._ops[op], name=self._name("allreduce"))
+        with self._outside_inference():
+            tensor = self.torch.from_numpy(np.array(array, dtype=np.float64))
+            out = self.hvd.allreduce(tensor, op=self._ops[op], name=self._name("allreduce"))
         return out.numpy()
 
     def gather(self, obj, root=0):
         # Horovod has no object gather; allgather costs the same at our sizes (records, summaries).
-        objs = self.hvd.allgather_object(obj, name=self._name("gather"))
+        with self._outside_inference():
+            objs = self.hvd.allgather_object(obj, name=self._name("gather"))
         return objs if self.rank == root else None
 
     def bcast(self, obj, root=0):
-        return self.hvd.broadcast_object(obj, root_rank=root, name=self._name("bcast"))
+        with self._outside_inference():
+            return self.hvd.broadcast_object(obj, root_rank=root, name=self._name("bcast"))
 
     def _scatter_into(self, send, out, root):
         # alltoall with per-destination splits: the root sends chunk i to rank i, the others send
         # nothing. Raw bytes, so any numpy dtype (structured records too) travels unchanged.
         torch = self.torch
         nbytes = out.nbytes
-        if send is not None:
-            payload = torch.from_numpy(np.ascontiguousarray(send).reshape(-1).view(np.uint8))
-            splits = torch.full((self.size,), nbytes, dtype=torch.int32)
-        else:
-            payload = torch.empty(0, dtype=torch.uint8)
-            splits = torch.zeros(self.size, dtype=torch.int32)
-        received = self.hvd.alltoall(payload, splits=splits, name=self._name("scatter"))
+        with self._outside_inference():
+            if send is not None:
+                payload = torch.from_numpy(np.ascontiguousarray(send).reshape(-1).view(np.uint8))
+                splits = torch.full((self.size,), nbytes, dtype=torch.int32)
+            else:
+                payload = torch.empty(0, dtype=torch.uint8)
+                splits = torch.zeros(self.size, dtype=torch.int32)
+            received = self.hvd.alltoall(payload, splits=splits, name=self._name("scatter"))
         if isinstance(received, tuple):  # (tensor, received_splits) in Horovod >= 0.21
             received = received[0]
         np.copyto(out.reshape(-1).view(np.uint8), received.numpy())
@@ -104,7 +114,8 @@ class HorovodCommunicator(Communicator):
             if module.training:
                 stale["buffers"] = True
             elif stale["buffers"]:
-                self.hvd.broadcast_parameters(buffers, root_rank=0)
+                with self._outside_inference():
+                    self.hvd.broadcast_parameters(buffers, root_rank=0)
                 stale["buffers"] = False
 
         model.register_forward_pre_hook(before_forward)
