@@ -61,6 +61,8 @@ def test_collectives_and_training_hooks(controller):
     assert [g["rank"] for g in r0["gather"]] == [0, 1] and r1["gather"] is None
     assert r0["scatter"] == [[0, 1, 2], [0.0, 0.25, 0.5]]
     assert r1["scatter"] == [[10, 11, 12], [1.0, 1.25, 1.5]]
+    assert [r["inference_scatter"] for r in ranks] == [[0, 1], [2, 3]]
+    assert [r["inference_sum"] for r in ranks] == [2.0, 2.0]
 
     # Rank 0's weights and batch-norm buffers everywhere.
     assert r0["state"] == r1["state"]
@@ -97,6 +99,25 @@ def test_same_loss_trajectory_as_ddp(tmp_path):
     assert ddp.shape == (3, 3)
     assert not np.allclose(ddp[0, 0], ddp[-1, 0], rtol=1e-3), "training did not change the loss"
     np.testing.assert_allclose(hvd, ddp, rtol=1e-4, atol=1e-6)
+
+
+def test_cosmic_tagger_same_losses_as_ddp_with_inference(tmp_path):
+    """The other torch workload: UResNet on sparse larcv events, read by rank 0 and scattered (also inside
+    the inference pass, which runs under torch.inference_mode)."""
+    data = tmp_path / "data"
+    run_mlscale("data", "cosmic-tagger", "--out", data, "--events", 8, "--test-events", 4, "--height", 32,
+                "--width", 64, "--cosmics", 2)  # fmt: skip
+    net = "--n-initial-filters 4 --network-depth 2 --res-blocks-per-layer 1 --res-blocks-deepest-layer 1"
+    args = ["cosmic-tagger", "--data", data, *net.split(), "--res-blocks-final", "1", "--batch-size", "2"]
+    args += ["--epochs", "2", "--io-strategy", "scatter", "--infer", "--no-progress"]
+    losses = {}
+    for backend in ("ddp", "horovod"):
+        run_mlscale("run", *args, "--backend", backend, "--out", tmp_path / backend, ranks=2)
+        (run_dir,) = [p for p in (tmp_path / backend).iterdir() if (p / "record.json").is_file()]
+        record = json.loads((run_dir / "record.json").read_text())
+        assert record["status"] == "ok" and record["inference"]["samples"] == 4
+        losses[backend] = [[e["train_loss"], e["test_loss"]] for e in record["epoch_stats"]]
+    np.testing.assert_allclose(losses["horovod"], losses["ddp"], rtol=1e-4, atol=1e-6)
 
 
 def test_horovodrun_gloo_writes_a_record_the_report_reads(tmp_path):

@@ -37,6 +37,11 @@ def main() -> None:
     chunks = [np.array([(10 * i + j, i + j / 4) for j in range(3)], dtype=record) for i in range(n)] if r == 0 else None
     got = comm.scatter_array(chunks).view(record)  # the base class sends dtype.str, which drops field names
     out["scatter"] = [got["id"].tolist(), got["value"].tolist()]
+    # The runner's inference pass runs inside torch.inference_mode(), and data loaders scatter there.
+    with torch.inference_mode():
+        ids = np.arange(n * 2, dtype=np.int64).reshape(n, 2)
+        out["inference_scatter"] = comm.scatter_array(list(ids) if r == 0 else None).tolist()
+        out["inference_sum"] = comm.allreduce(1.0, "sum")
     comm.barrier()
 
     # -- training hooks: every rank starts from rank 0's weights and buffers
