@@ -12,12 +12,11 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mlscale import __version__
 from mlscale.errors import UserError
-
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
@@ -27,8 +26,9 @@ class Command:
     name: str
     help: str
     description: str
-    configure: Callable[[argparse.ArgumentParser], Handler]
+    configure: Callable[[argparse.ArgumentParser], Handler] | None
     order: int = 50
+    raw: Callable[[list[str]], int | None] | None = None
 
 
 COMMANDS: dict[str, Command] = {}
@@ -53,6 +53,21 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         raise UserError(f"{self.prog}: {message}")
+
+
+def raw_command(name: str, help: str, order: int = 50):
+    """Register `handler(argv)` as subcommand `name`; it parses its own arguments.
+
+    For commands whose flags depend on an argument (`mlscale run WORKLOAD ...`
+    adds that workload's flags), so that building the top-level parser never
+    imports a workload, and so torch.
+    """
+
+    def register(handler: Callable[[list[str]], int | None]):
+        COMMANDS[name] = Command(name, help, help, None, order, raw=handler)
+        return handler
+
+    return register
 
 
 def _load_commands() -> None:
@@ -83,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
             help=cmd.help,
             description=cmd.description,
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            add_help=cmd.raw is None,
         )
-        handler = cmd.configure(p)
-        p.set_defaults(_handler=handler)
+        if cmd.configure:
+            p.set_defaults(_handler=cmd.configure(p))
     return parser
 
 
@@ -93,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
+        if argv and argv[0] in COMMANDS and COMMANDS[argv[0]].raw:
+            return int(COMMANDS[argv[0]].raw(argv[1:]) or 0)
         args = parser.parse_args(argv)
         if not getattr(args, "_handler", None):
             parser.print_help()

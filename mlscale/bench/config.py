@@ -27,18 +27,24 @@ def opt(default: Any, help: str, choices: tuple | None = None, metavar: str | No
 class RunConfig:
     """Flags common to every workload (the run contract in design.md)."""
 
-    mode: str = opt("train", "train: epochs of train+test steps; inference: one timed inference pass; "
-                    "iotest: read and distribute data only", choices=("train", "inference", "iotest"))
+    mode: str = opt(
+        "train",
+        "train: epochs of train+test steps; inference: one timed inference pass; iotest: read and distribute data only",
+        choices=("train", "inference", "iotest"),
+    )
     epochs: int = opt(2, "training epochs (the tables report the first and second)")
     batch_size: int = opt(32, "samples per rank per step (weak scaling)")
-    global_batch_size: int | None = opt(None, "samples per step over all ranks (strong scaling); "
-                                        "must divide by the number of ranks; overrides --batch-size")
+    global_batch_size: int | None = opt(
+        None,
+        "samples per step over all ranks (strong scaling); must divide by the number of ranks; overrides --batch-size",
+    )
     lr: float | None = opt(None, "learning rate (default: the workload's)")
     infer: bool = opt(False, "after training, time an inference pass (fills the inference table)")
     max_steps: int | None = opt(None, "cap on steps per epoch (and per inference pass)")
     warmup_steps: int = opt(0, "untimed training steps before the first epoch")
-    backend: str = opt("ddp", "communication backend: ddp (torch.distributed), mpi (mpi4py), single, "
-                       "or another registered one")
+    backend: str = opt(
+        "ddp", "communication backend: ddp (torch.distributed), mpi (mpi4py), single, or another registered one"
+    )
     device: str = opt("auto", "auto (a GPU per local rank if any), cpu, or cuda")
     amp: bool = opt(False, "automatic mixed precision (fp16 + GradScaler on CUDA, bf16 on CPU)")
     channels_last: bool = opt(False, "channels_last memory format for model and inputs")

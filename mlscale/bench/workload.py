@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlscale.errors import UserError
 
@@ -69,7 +70,7 @@ class Workload:
     accuracy_metric: ClassVar[str] = "accuracy"
     accuracy_caption: ClassVar[str] = "accuracy: fraction of correct predictions"
     default_lr: ClassVar[float] = 0.01
-    modes: ClassVar[tuple[str, ...]] = ("train", "inference")
+    modes: ClassVar[tuple[str, ...]] = ("train", "inference", "iotest")
 
     registry: ClassVar[dict[str, type[Workload]]] = {}
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -87,16 +88,20 @@ class Communicator:
             first = np.ascontiguousarray(chunks[0])
             if any(c.shape != first.shape or c.dtype != first.dtype for c in chunks):
                 raise ValueError("scatter_array chunks must share one shape and dtype")
-            meta = (first.shape, first.dtype.str)
+            meta = (first.shape, first.dtype)  # a dtype object keeps structured fields
         else:
             meta = None
         shape, dtype = self.bcast(meta, root=root)
         out = np.empty(shape, dtype=np.dtype(dtype))
-        send = np.ascontiguousarray(np.stack(chunks)) if self.rank == root else None
-        self._scatter_into(send, out, root)
+        # Buffers travel as raw bytes, so any dtype fits (structured voxel records too).
+        send = (
+            np.ascontiguousarray(np.stack(chunks)).reshape(self.size, -1).view(np.uint8) if self.rank == root else None
+        )
+        self._scatter_into(send, out.reshape(-1).view(np.uint8), root)
         return out
 
     def _scatter_into(self, send: np.ndarray | None, out: np.ndarray, root: int) -> None:
+        """Scatter rows of a [size, nbytes] uint8 array; rank i receives row i into `out`."""
         raise NotImplementedError
 
     # -- data-parallel training hooks (defaults: nothing to do) ---------------

@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import hostlist
 
@@ -261,7 +262,11 @@ class SlurmStep(Launcher):
         port = super().master_port
         step = self._int(("SLURM_STEP_ID", "SLURM_STEPID"))
         # Several steps of one job may run at once: keep their ports apart.
-        return port + (step % 100) * 7 if port is not None and step is not None and "MASTER_PORT" not in self.environ else port
+        return (
+            port + (step % 100) * 7
+            if port is not None and step is not None and "MASTER_PORT" not in self.environ
+            else port
+        )
 
 
 class PMIx(Launcher):

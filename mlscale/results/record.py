@@ -37,8 +37,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from mlscale.errors import UserError
 
@@ -140,7 +141,9 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if (p / RECORD).is_file():
             found.append(p)
             continue
-        below = sorted(r.parent for r in p.rglob(RECORD) if not any(part.startswith(".") for part in r.parts[len(p.parts):]))
+        below = sorted(
+            r.parent for r in p.rglob(RECORD) if not any(part.startswith(".") for part in r.parts[len(p.parts) :])
+        )
         if not below:
             raise UserError(f"{p}: no run records (record.json) found in it")
         found.extend(below)

@@ -51,15 +51,11 @@ class DdpCommunicator(Communicator):
         return box[0]
 
     def _scatter_into(self, send, out, root):
-        # Travel as raw bytes so any numpy dtype (structured voxel records too) fits.
         torch = self.torch
-        out_bytes = out.reshape(-1).view(np.uint8)
-        recv = torch.from_numpy(out_bytes).to(self.coll_device)
-        parts = None
-        if send is not None:
-            parts = [torch.from_numpy(np.ascontiguousarray(c).reshape(-1).view(np.uint8)).to(self.coll_device) for c in send]
+        recv = torch.from_numpy(out).to(self.coll_device)
+        parts = [torch.from_numpy(row).to(self.coll_device) for row in send] if send is not None else None
         self.dist.scatter(recv, parts, src=root)
-        np.copyto(out_bytes, recv.cpu().numpy())
+        np.copyto(out, recv.cpu().numpy())
 
     def wrap_model(self, model):
         from torch.nn.parallel import DistributedDataParallel

@@ -1,0 +1,71 @@
+"""synthetic: ResNet-50 on random tensors, the computation of Horovod's
+pytorch_synthetic_benchmark.py (random images and labels made once, on the
+device; SGD; cross-entropy). It measures the framework and the interconnect,
+not a data pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mlscale.bench.config import opt
+from mlscale.bench.workload import Workload
+from mlscale.models.classifiers import CLASSIFIERS, build_classifier
+
+
+@dataclass
+class SyntheticConfig:
+    model: str = opt(
+        "resnet50",
+        "network: torchvision ResNets (no weights downloaded) or 'tiny' for quick checks",
+        choices=CLASSIFIERS,
+    )
+    image_size: int = opt(224, "height and width of the random images")
+    num_classes: int = opt(1000, "classes of the random labels")
+    steps_per_epoch: int = opt(100, "training batches per epoch per rank")
+    test_steps: int = opt(10, "test (and inference) batches per epoch per rank")
+
+
+class RepeatedBatch:
+    """The same batch, `steps` times: like Horovod's benchmark, which reuses one."""
+
+    def __init__(self, batch: tuple[torch.Tensor, torch.Tensor], steps: int):
+        self.batch, self.steps = batch, steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            yield self.batch
+
+
+class Synthetic(Workload):
+    name = "synthetic"
+    description = "ResNet on random tensors (Horovod synthetic benchmark equivalent)"
+    Config = SyntheticConfig
+    default_lr = 0.01
+    accuracy_caption = "accuracy: top-1 on random labels (a check that training runs, not a quality figure)"
+
+    def build_data(self, split: str):
+        cfg, run = self.config, self.ctx.run
+        # Different ranks draw different samples; the same rank draws the same ones each run.
+        gen = torch.Generator().manual_seed(run.seed + 7919 * self.ctx.rank + (0 if split == "train" else 1))
+        images = torch.randn(run.batch_size, 3, cfg.image_size, cfg.image_size, generator=gen)
+        labels = torch.randint(0, cfg.num_classes, (run.batch_size,), generator=gen)
+        steps = cfg.steps_per_epoch if split == "train" else cfg.test_steps
+        return RepeatedBatch((images.to(self.ctx.device), labels.to(self.ctx.device)), steps)
+
+    def build_model(self):
+        return build_classifier(self.config.model, self.config.num_classes)
+
+    def loss(self, output, batch):
+        return F.cross_entropy(output, batch[1])
+
+    def metrics(self, output, batch):
+        return {"accuracy": (output.argmax(dim=1) == batch[1]).float().mean()}
+
+    def info(self):
+        return {"model": self.config.model, "image_size": self.config.image_size}

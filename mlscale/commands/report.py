@@ -1,0 +1,95 @@
+"""`mlscale report RUN_DIR...`: the training, inference and scaling tables from run records.
+
+Reads records only (no torch): it runs on a login node.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlscale.cli import command
+
+
+def _configure(parser: argparse.ArgumentParser):
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run directories, or directories to search for them (e.g. a sweep's --out)",
+    )
+    parser.add_argument(
+        "--format", choices=("markdown", "csv"), default="markdown", help="how tables print (default: markdown)"
+    )
+    parser.add_argument(
+        "--scale-by",
+        choices=("auto", "nodes", "ranks", "gpus"),
+        default="auto",
+        help="unit of the scaling list (auto: nodes when runs span several node counts, else ranks)",
+    )
+    parser.add_argument("--workload", help="only runs of this workload")
+    parser.add_argument("--system", help="only runs on this system")
+    parser.add_argument(
+        "--ranks",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="include the per-rank timing table (mean step phase times per rank)",
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="also write training.csv, inference.csv, scaling.csv and report.md into DIR"
+    )
+    return report
+
+
+def _section(title: str, df, fmt: str) -> str:
+    from mlscale.results.tables import to_csv, to_markdown
+
+    body = to_markdown(df) if fmt == "markdown" else to_csv(df)
+    return f"## {title}\n\n{body}\n"
+
+
+def report(args: argparse.Namespace) -> int:
+    from mlscale.results.record import atomic_write_text, load_ranks, load_records
+    from mlscale.results.tables import inference_table, rank_table, scaling_list, scaling_table, to_csv, training_table
+
+    records = load_records(args.runs)
+    if args.workload:
+        records = [r for r in records if r.get("workload") == args.workload]
+    if args.system:
+        records = [r for r in records if r.get("system") == args.system]
+    failed = [r for r in records if r.get("status") != "ok"]
+    ok = [r for r in records if r.get("status") == "ok"]
+    training, inference = training_table(ok), inference_table(ok)
+    scaling = scaling_table(ok, args.scale_by)
+
+    text = _section("Training", training, args.format)
+    captions = sorted(
+        {
+            f"{r['workload']}: {r['accuracy_caption']}"
+            for r in ok
+            if r.get("accuracy_caption") and r.get("mode") == "train"
+        }
+    )
+    if captions:
+        text += "train_accuracy / test_accuracy: " + "; ".join(captions) + "\n\n"
+    text += _section("Inference", inference, args.format)
+    text += "## Scaling\n\n" + (scaling_list(scaling) + "\n" if not scaling.empty else "(no runs)\n\n")
+    if args.format == "csv" and not scaling.empty:
+        text += to_csv(scaling) + "\n"
+    if args.ranks:
+        ranks = rank_table(ok, {r["run_id"]: load_ranks(r["run_dir"]) for r in ok})
+        text += _section("Per-rank timings (mean per training step)", ranks, args.format)
+    if failed:
+        text += "## Failed runs\n\n" + "".join(f"- {r['run_id']}: {r.get('error')}\n" for r in failed) + "\n"
+    print(text, end="")
+
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, df in (("training", training), ("inference", inference), ("scaling", scaling)):
+            atomic_write_text(out / f"{name}.csv", to_csv(df))
+        atomic_write_text(out / "report.md", text)
+    return 0
+
+
+command("report", help="print training, inference and scaling tables from run directories", order=30)(_configure)
