@@ -104,3 +104,19 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> tuple[n
         raise UserError(f"{path}: weights do not fit the {arch or meta['arch']} model "
                         f"({str(err).splitlines()[0]})") from None
     return model.eval(), meta
+
+
+def check_tile_size(model: nn.Module, arch: str, tile_size: int) -> None:
+    """A one-line error, not a traceback mid-run, when tiles are too small for the network."""
+    if tile_size < 8:
+        raise UserError(f"--tile-size {tile_size}: must be at least 8")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, tile_size, tile_size))
+    except RuntimeError:
+        raise UserError(f"--tile-size {tile_size} is too small for the {arch} network (tilenet needs >= 128, "
+                        "googlenet >= 32)") from None
+    finally:
+        model.train(was_training)
