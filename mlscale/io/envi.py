@@ -35,6 +35,7 @@ class EnviImage:
     nodata: float | None
     band_names: list[str]
     georef: dict[str, Any] = field(default_factory=dict)  # crs and transform, for writing derived maps
+    shape: tuple[int, int, int] = (0, 0, 0)  # the file's (bands, lines, samples)
 
     @property
     def valid(self) -> np.ndarray:
@@ -95,11 +96,19 @@ def _check_header(path: Path, hdr: Path) -> None:
         )
 
 
+def inspect_envi(path: str | os.PathLike, expect_bands: int | None = None) -> tuple[int, int, int]:
+    """Check that `path` is a readable ENVI raster (header, size, band count) without reading its
+    pixels; returns (bands, lines, samples)."""
+    image = read_envi(path, bands=[], expect_bands=expect_bands)
+    return image.shape
+
+
 def read_envi(
     path: str | os.PathLike, bands: Sequence[int] | None = None, expect_bands: int | None = None
 ) -> EnviImage:
-    """Read an ENVI raster. `bands` are 1-based band numbers (GDAL's convention); None reads all.
-    `expect_bands`: the band count the caller's format requires (4 for an AVIRIS-NG CH4 product)."""
+    """Read an ENVI raster. `bands` are 1-based band numbers (GDAL's convention); None reads all, an
+    empty list only checks the file. `expect_bands`: the band count the caller's format requires
+    (4 for an AVIRIS-NG CH4 product)."""
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
@@ -126,13 +135,14 @@ def read_envi(
             dtypes = {ds.dtypes[b - 1] for b in selected}
             if not dtypes <= set(_DTYPES):
                 raise UserError(f"{path}: data type {sorted(dtypes)[0]} not supported (float32 or float64)")
-            data = ds.read(selected)
+            shape = (ds.count, ds.height, ds.width)
+            data = ds.read(selected) if selected else np.zeros((0, ds.height, ds.width), dtype=ds.dtypes[0])
             names = [ds.descriptions[b - 1] or f"band {b}" for b in selected]
             georef = {"crs": ds.crs, "transform": ds.transform}
             nodata = ds.nodata
     except RasterioIOError as err:
         raise UserError(f"{path}: GDAL cannot read it as ENVI ({str(err).splitlines()[0]})") from None
-    return EnviImage(data=data, nodata=nodata, band_names=names, georef=georef)
+    return EnviImage(data=data, nodata=nodata, band_names=names, georef=georef, shape=shape)
 
 
 def envi_header_name(path: Path) -> Path:

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from mlscale.errors import UserError
+from mlscale.plume.names import ARCHS
 
 FORMAT = "mlscale-plume-1"
-ARCHS = ("googlenet", "tilenet")
 MODELS_ENV = "MLSCALE_PLUME_MODELS"  # where `-m COVID_QC` looks for COVID_QC.pt (besides ./models)
 
 
@@ -37,23 +37,52 @@ def trunk_of(model: nn.Module) -> tuple[list[nn.Module], nn.Linear]:
     from torchvision.models import GoogLeNet
 
     if isinstance(model, GoogLeNet):
-        names = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
-                 "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
-                 "inception5a", "inception5b"]
+        names = [
+            "conv1",
+            "maxpool1",
+            "conv2",
+            "conv3",
+            "maxpool2",
+            "inception3a",
+            "inception3b",
+            "maxpool3",
+            "inception4a",
+            "inception4b",
+            "inception4c",
+            "inception4d",
+            "inception4e",
+            "maxpool4",
+            "inception5a",
+            "inception5b",
+        ]
         return [getattr(model, n) for n in names], model.fc
     if hasattr(model, "features") and isinstance(model.features, nn.Sequential):
         return list(model.features), model.fc
     raise TypeError(f"no dense form known for {type(model).__name__}")
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, arch: str, preset: str, tile_size: int,
-                    threshold: float | None = None, metrics: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    arch: str,
+    preset: str,
+    tile_size: int,
+    threshold: float | None = None,
+    metrics: dict | None = None,
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     model = getattr(model, "module", model)  # unwrap DDP
-    payload = {"format": FORMAT, "arch": arch, "state_dict": model.state_dict(), "preset": preset,
-               "tile_size": tile_size, "threshold": threshold, "metrics": metrics or {}}
+    payload = {
+        "format": FORMAT,
+        "arch": arch,
+        "state_dict": model.state_dict(),
+        "preset": preset,
+        "tile_size": tile_size,
+        "threshold": threshold,
+        "metrics": metrics or {},
+    }
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
@@ -75,8 +104,9 @@ def resolve_model_path(name: str) -> Path:
     for d in dirs:
         if (d / f"{name}.pt").is_file():
             return d / f"{name}.pt"
-    raise UserError(f"{name}: no model checkpoint {name}.pt in {', '.join(map(str, dirs))} "
-                    f"(set ${MODELS_ENV} or give a path)")
+    raise UserError(
+        f"{name}: no model checkpoint {name}.pt in {', '.join(map(str, dirs))} (set ${MODELS_ENV} or give a path)"
+    )
 
 
 def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> tuple[nn.Module, dict]:
@@ -95,14 +125,16 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> tuple[n
     elif isinstance(payload, dict) and arch and all(isinstance(v, torch.Tensor) for v in payload.values()):
         meta, state = {"arch": arch}, payload
     else:
-        raise UserError(f"{path}: not an mlscale plume checkpoint (no format {FORMAT!r}); "
-                        "a bare state_dict needs --arch")
+        raise UserError(
+            f"{path}: not an mlscale plume checkpoint (no format {FORMAT!r}); a bare state_dict needs --arch"
+        )
     model = build_classifier(arch or meta["arch"])
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise UserError(f"{path}: weights do not fit the {arch or meta['arch']} model "
-                        f"({str(err).splitlines()[0]})") from None
+        raise UserError(
+            f"{path}: weights do not fit the {arch or meta['arch']} model ({str(err).splitlines()[0]})"
+        ) from None
     return model.eval(), meta
 
 
@@ -116,7 +148,8 @@ def check_tile_size(model: nn.Module, arch: str, tile_size: int) -> None:
         with torch.no_grad():
             model(torch.zeros(1, 1, tile_size, tile_size))
     except RuntimeError:
-        raise UserError(f"--tile-size {tile_size} is too small for the {arch} network (tilenet needs >= 128, "
-                        "googlenet >= 32)") from None
+        raise UserError(
+            f"--tile-size {tile_size} is too small for the {arch} network (tilenet needs >= 128, googlenet >= 32)"
+        ) from None
     finally:
         model.train(was_training)

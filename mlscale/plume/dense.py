@@ -120,8 +120,11 @@ class TilePoolHead(nn.Module):
 
 def _strided_core(module: nn.Module) -> nn.Module | None:
     """The conv/pool that gives `module` a stride > 1 (itself, or the conv inside a conv-bn-relu block)."""
-    candidates = [module] if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)) else [
-        m for m in module.children() if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
+    candidates = (
+        [module]
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))
+        else [m for m in module.children() if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
+    )
     for m in candidates:
         if _pair(m.stride) > 1:
             return m

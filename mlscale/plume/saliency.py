@@ -19,11 +19,7 @@ import torch
 
 from mlscale.errors import UserError
 from mlscale.io.envi import NODATA
-
-METHODS = ("cnn", "fcn", "exact")
-# Per-model normalisation (mean, std) of the clamped CH4 enhancement, from the seed.
-PRESETS = {"COVID_QC": (110.639, 183.9152), "CalCH4_v8": (140.6399, 237.5434), "Permian_QC": (100.2635, 158.7060)}
-CLAMP = (0.0, 4000.0)
+from mlscale.plume.names import CLAMP, METHODS, PRESETS
 
 
 def standardise(ch4: np.ndarray, preset: str) -> np.ndarray:
@@ -48,9 +44,15 @@ def row_blocks(lines: int, parts: int) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def saliency_cnn(model: torch.nn.Module, slab: np.ndarray, tile: int, batch: int, device: torch.device,
-                 pixels: tuple[np.ndarray, np.ndarray] | None = None,
-                 progress: Callable[[int], None] | None = None) -> np.ndarray:
+def saliency_cnn(
+    model: torch.nn.Module,
+    slab: np.ndarray,
+    tile: int,
+    batch: int,
+    device: torch.device,
+    pixels: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """One tile per output pixel. `slab`: (R + T - 1, W + T - 1) padded rows; returns (R, W), or the
     values at `pixels` (rows, cols) only when given (tests and benchmarks time a sample of pixels)."""
     rows_out, cols_out = slab.shape[0] - tile + 1, slab.shape[1] - tile + 1
@@ -71,8 +73,14 @@ def saliency_cnn(model: torch.nn.Module, slab: np.ndarray, tile: int, batch: int
 
 
 @torch.no_grad()
-def saliency_dense(dense: torch.nn.Module, slab: np.ndarray, tile: int, device: torch.device,
-                   strip_rows: int | None = None, progress: Callable[[int], None] | None = None) -> np.ndarray:
+def saliency_dense(
+    dense: torch.nn.Module,
+    slab: np.ndarray,
+    tile: int,
+    device: torch.device,
+    strip_rows: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
     """Dense evaluation of the slab, in strips of output rows (each strip reads T - 1 extra rows)."""
     rows_out, cols_out = slab.shape[0] - tile + 1, slab.shape[1] - tile + 1
     strip_rows = strip_rows or rows_out
@@ -99,8 +107,9 @@ def finish_map(saliency: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def build_method(method: str, model: torch.nn.Module, tile: int, batch: int, device: torch.device
-                 ) -> Callable[..., np.ndarray]:
+def build_method(
+    method: str, model: torch.nn.Module, tile: int, batch: int, device: torch.device
+) -> Callable[..., np.ndarray]:
     """`f(slab, progress=None) -> (R, W)` saliency for the chosen method; `model` in eval mode on `device`."""
     from mlscale.plume.checkpoint import trunk_of
     from mlscale.plume.dense import DenseClassifier, is_padding_free, prepare_for_inference
@@ -112,8 +121,10 @@ def build_method(method: str, model: torch.nn.Module, tile: int, batch: int, dev
         return lambda slab, progress=None: saliency_cnn(model, slab, tile, batch, device, progress=progress)
     trunk, fc = trunk_of(model)
     if method == "exact" and not is_padding_free(trunk):
-        raise UserError(f"--method exact needs a padding-free model (arch tilenet); {type(model).__name__} "
-                        "pads its convolutions: use --method fcn")
+        raise UserError(
+            f"--method exact needs a padding-free model (arch tilenet); {type(model).__name__} "
+            "pads its convolutions: use --method fcn"
+        )
     dense = DenseClassifier(trunk, fc, tile, max_positions=batch * tile * tile).to(device).eval()
 
     def run(slab: np.ndarray, progress=None) -> np.ndarray:

@@ -38,8 +38,15 @@ class TileDataset(torch.utils.data.Dataset):
     """(1, T, T) standardised CH4 tiles and their labels, read lazily from tiles.h5; `indices` selects
     this rank's share. Training tiles are flipped/rotated at random (plumes blow any way)."""
 
-    def __init__(self, path: str | os.PathLike, split: str, preset: str, indices: np.ndarray | None = None,
-                 augment: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        split: str,
+        preset: str,
+        indices: np.ndarray | None = None,
+        augment: bool = False,
+        seed: int = 0,
+    ):
         self.path, self.split, self.preset, self.augment = str(path), split, preset, augment
         self.labels = read_labels(path, split)
         self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices)
@@ -102,5 +109,4 @@ def best_f1_threshold(probs: np.ndarray, labels: np.ndarray) -> dict[str, float 
     recall = tp / labels.sum()
     f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
     k = int(np.argmax(f1))
-    return {"threshold": float(p[k]), "f1": float(f1[k]), "precision": float(precision[k]),
-            "recall": float(recall[k])}
+    return {"threshold": float(p[k]), "f1": float(f1[k]), "precision": float(precision[k]), "recall": float(recall[k])}

@@ -21,25 +21,33 @@ import torch
 from mlscale.bench.config import opt
 from mlscale.bench.workload import Workload
 from mlscale.errors import UserError
-from mlscale.plume.checkpoint import ARCHS, build_classifier, check_tile_size, load_checkpoint, save_checkpoint
-from mlscale.plume.saliency import METHODS, PRESETS
+from mlscale.plume.checkpoint import build_classifier, check_tile_size, load_checkpoint, save_checkpoint
+from mlscale.plume.names import ARCHS, METHODS, PRESETS
 
 
 @dataclass
 class MethanePlumeConfig:
-    tiles: str = opt("", "training tiles (tiles.h5 from `mlscale data methane-plume`), for --mode train",
-                     metavar="H5")
+    tiles: str = opt("", "training tiles (tiles.h5 from `mlscale data methane-plume`), for --mode train", metavar="H5")
     flightline: str = opt("", "ENVI flightline (data file; its .hdr beside it), for inference", metavar="IMG")
-    arch: str = opt("googlenet", "tile classifier: googlenet (the seed's) or tilenet (padding-free, for "
-                    "--method exact)", choices=ARCHS)
+    arch: str = opt(
+        "googlenet",
+        "tile classifier: googlenet (the seed's) or tilenet (padding-free, for --method exact)",
+        choices=ARCHS,
+    )
     preset: str = opt("COVID_QC", "CH4 normalisation (mean, std) of the seed's models", choices=tuple(PRESETS))
     tile_size: int = opt(256, "tile height and width in pixels")
-    checkpoint: str = opt("", "weights to start from (a checkpoint from `mlscale plume train` or this "
-                          "workload's --save-checkpoint)", metavar="PATH")
-    save_checkpoint: str = opt("", "after training, write the weights (and best-F1 threshold) here",
-                               metavar="PATH")
-    method: str = opt("fcn", "inference method: cnn (a tile per pixel), fcn (dense FCN, shift-and-stitch), "
-                      "exact (dense, padding-free tilenet only)", choices=METHODS)
+    checkpoint: str = opt(
+        "",
+        "weights to start from (a checkpoint from `mlscale plume train` or this workload's --save-checkpoint)",
+        metavar="PATH",
+    )
+    save_checkpoint: str = opt("", "after training, write the weights (and best-F1 threshold) here", metavar="PATH")
+    method: str = opt(
+        "fcn",
+        "inference method: cnn (a tile per pixel), fcn (dense FCN, shift-and-stitch), "
+        "exact (dense, padding-free tilenet only)",
+        choices=METHODS,
+    )
     rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow")
     augment: bool = opt(True, "random flips and rotations of training tiles")
     workers: int = opt(0, "DataLoader worker processes per rank")
@@ -92,11 +100,23 @@ class MethanePlume(Workload):
         if split == "train":
             self._weights = class_weights(labels)
         mine = np.arange(ctx.rank, len(labels), ctx.size)  # round-robin shard
-        dataset = TileDataset(cfg.tiles, h5_split, cfg.preset, mine, augment=cfg.augment and split == "train",
-                              seed=ctx.run.seed + ctx.rank)
+        dataset = TileDataset(
+            cfg.tiles,
+            h5_split,
+            cfg.preset,
+            mine,
+            augment=cfg.augment and split == "train",
+            seed=ctx.run.seed + ctx.rank,
+        )
         gen = torch.Generator().manual_seed(ctx.run.seed + ctx.rank)
-        return torch.utils.data.DataLoader(dataset, batch_size=ctx.run.batch_size, shuffle=split == "train",
-                                           drop_last=split == "train", num_workers=cfg.workers, generator=gen)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=ctx.run.batch_size,
+            shuffle=split == "train",
+            drop_last=split == "train",
+            num_workers=cfg.workers,
+            generator=gen,
+        )
 
     def _inference_batches(self):
         """Rank 0 reads the flightline; every rank gets its block of rows plus the T-1 halo rows."""
@@ -149,8 +169,9 @@ class MethanePlume(Workload):
 
                 bare = getattr(model, "module", model)
                 bare = getattr(bare, "_orig_mod", bare)  # torch.compile
-                self._method_fn = build_method(self.config.method, bare, self.config.tile_size,
-                                               self.ctx.run.batch_size, self.ctx.device)
+                self._method_fn = build_method(
+                    self.config.method, bare, self.config.tile_size, self.ctx.run.batch_size, self.ctx.device
+                )
             return self._method_fn(batch.slab)
         return model(batch[0])
 
@@ -198,8 +219,14 @@ class MethanePlume(Workload):
         from mlscale.plume.saliency import finish_map
 
         parts = self.ctx.comm.gather(self._saliency)  # rows never computed (--max-steps) stay NaN -> nodata
-        facts = {"method": self.config.method, "arch": self.config.arch, "tile_size": self.config.tile_size,
-                 "batch": self.ctx.run.batch_size, "cpu_cores": os.cpu_count(), "gpu_name": _gpu_name(self.ctx.device)}
+        facts = {
+            "method": self.config.method,
+            "arch": self.config.arch,
+            "tile_size": self.config.tile_size,
+            "batch": self.ctx.run.batch_size,
+            "cpu_cores": os.cpu_count(),
+            "gpu_name": _gpu_name(self.ctx.device),
+        }
         if self.ctx.rank != 0:
             return facts
         saliency = np.concatenate(parts)
@@ -207,19 +234,35 @@ class MethanePlume(Workload):
         saliency = finish_map(np.nan_to_num(saliency), valid)
         stem = Path(self.config.flightline).name.removesuffix(".img")
         name = f"{stem}_saliency.img"
-        write_envi(Path(out_dir) / name, saliency, band_names=["plume saliency"], georef=self._image.georef,
-                   description=f"plume saliency ({self.config.method}) of {stem}")
+        write_envi(
+            Path(out_dir) / name,
+            saliency,
+            band_names=["plume saliency"],
+            georef=self._image.georef,
+            description=f"plume saliency ({self.config.method}) of {stem}",
+        )
         lines, samples = saliency.shape
-        facts.update({"flightline": str(self.config.flightline), "saliency": name, "flightline_lines": lines,
-                      "flightline_samples": samples, "max_saliency": float(saliency[saliency != -9999].max(initial=0))})
+        facts.update(
+            {
+                "flightline": str(self.config.flightline),
+                "saliency": name,
+                "flightline_lines": lines,
+                "flightline_samples": samples,
+                "max_saliency": float(saliency[saliency != -9999].max(initial=0)),
+            }
+        )
         return facts
 
     def build_optimizer(self, params, lr):
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
     def info(self) -> dict:
-        info = {"arch": self.config.arch, "preset": self.config.preset, "tile_size": self.config.tile_size,
-                "method": self.config.method}
+        info = {
+            "arch": self.config.arch,
+            "preset": self.config.preset,
+            "tile_size": self.config.tile_size,
+            "method": self.config.method,
+        }
         if self._eval_probs:
             self._final_info = self._threshold_info()
         return {**info, **self._final_info}
@@ -235,11 +278,22 @@ class MethanePlume(Workload):
         if self.ctx.rank == 0:
             best = best_f1_threshold(np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered]))
         best = self.ctx.comm.bcast(best)
-        out = {"best_f1_threshold": best["threshold"], "best_f1": best["f1"], "precision_at_best_f1": best["precision"],
-               "recall_at_best_f1": best["recall"]}
+        out = {
+            "best_f1_threshold": best["threshold"],
+            "best_f1": best["f1"],
+            "precision_at_best_f1": best["precision"],
+            "recall_at_best_f1": best["recall"],
+        }
         if self.config.save_checkpoint and self.ctx.rank == 0 and self._model_ref is not None:
-            save_checkpoint(self.config.save_checkpoint, self._model_ref, self.config.arch, self.config.preset,
-                            self.config.tile_size, best["threshold"], out)
+            save_checkpoint(
+                self.config.save_checkpoint,
+                self._model_ref,
+                self.config.arch,
+                self.config.preset,
+                self.config.tile_size,
+                best["threshold"],
+                out,
+            )
         return out
 
     # -- synthetic data ------------------------------------------------------
@@ -260,9 +314,11 @@ class MethanePlume(Workload):
             names.append(path.name)
         counts = {"train": config.train_tiles, "test": config.test_tiles}
         positives = write_tiles(out / "tiles.h5", rng, counts, config.tile_size, config.positive_fraction)
-        return (f"wrote {len(names)} flightline(s) of {config.lines}x{config.samples} to {out / 'flightlines'} and "
-                f"{sum(counts.values())} tiles ({positives['train']}+{positives['test']} with plumes) to "
-                f"{out / 'tiles.h5'}")
+        return (
+            f"wrote {len(names)} flightline(s) of {config.lines}x{config.samples} to {out / 'flightlines'} and "
+            f"{sum(counts.values())} tiles ({positives['train']}+{positives['test']} with plumes) to "
+            f"{out / 'tiles.h5'}"
+        )
 
 
 def _gpu_name(device: torch.device) -> str | None:
