@@ -8,7 +8,7 @@ varying size, strength and direction (a source that widens downwind and fades wi
 
 Training tiles (``tiles.h5``): groups ``train`` and ``test``, each with ``ch4`` (N, T, T) float32
 raw ppm·m (nodata kept as -9999) and ``label`` (N,) uint8 (1 = a plume source lies in the tile's
-central half). Attributes: ``tile_size``, ``format`` = "mlscale-plume-tiles-1".
+central half; 30% of the negatives hold a plume whose source lies outside it). Attributes: ``tile_size``, ``format`` = "mlscale-plume-tiles-1".
 """
 
 from __future__ import annotations
@@ -122,13 +122,20 @@ def make_flightline(
     return data, placed
 
 
-def make_tile(rng: np.random.Generator, size: int, positive: bool) -> np.ndarray:
-    """One CH4 tile; a positive holds a plume whose source is in the central half."""
+def make_tile(rng: np.random.Generator, size: int, positive: bool, off_centre: float = 0.3) -> np.ndarray:
+    """One CH4 tile. A positive holds a plume whose source is in the central half; a fraction
+    `off_centre` of the negatives hold one whose source is outside it, so that the classifier learns
+    to answer for the tile's centre (what a per-pixel saliency map needs)."""
     shape = (size, size)
     tile = ch4_background(rng, shape)
+    lo, hi = size / 4, 3 * size / 4
     if positive:
-        lo, hi = size / 4, 3 * size / 4
         tile += render_plume(shape, random_plume(rng, rng.uniform(lo, hi), rng.uniform(lo, hi)), rng)
+    elif rng.random() < off_centre:
+        row, col = rng.uniform(0, size, 2)
+        while lo <= row < hi and lo <= col < hi:  # a source in the outer ring
+            row, col = rng.uniform(0, size, 2)
+        tile += render_plume(shape, random_plume(rng, row, col), rng)
     if rng.random() < 0.1:  # some tiles overlap the flightline's nodata border
         edge = int(rng.integers(1, size // 4))
         side = int(rng.integers(4))

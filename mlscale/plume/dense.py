@@ -172,20 +172,21 @@ class DenseClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        out = self._run(_pad_to_multiple(x, self.total_stride), 0)
-        for s in reversed([s for s in self.strides if s > 1]):
-            out = batch_to_space(out, s)
-        return out[..., :h, :w]
+        return self._run(_pad_to_multiple(x, self.total_stride), 0)[..., :h, :w]
 
     def _run(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """Stages i.. on x (N, C, H, W); returns the dense (N, 1, H, W) map of x's own images."""
         while i < len(self.stages) and self.strides[i] == 1:
             x = self.stages[i](x)
             i += 1
         if i == len(self.stages):
             return self.head(x)
         x = self.stages[i](x)
+        # Each call returns dense maps in its input's batch order, so chunks concatenate back in order
+        # and the phases of this level are interleaved here, not after all levels.
         per_chunk = max(1, self.max_positions // (x.shape[-2] * x.shape[-1]))
-        return torch.cat([self._run(chunk, i + 1) for chunk in x.split(per_chunk)])
+        out = torch.cat([self._run(chunk, i + 1) for chunk in x.split(per_chunk)])
+        return batch_to_space(out, self.strides[i])
 
 
 def is_padding_free(trunk: list[nn.Module]) -> bool:
