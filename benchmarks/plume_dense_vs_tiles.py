@@ -73,8 +73,10 @@ def main() -> None:
     slab = pad_for_tiles(standardise(data[3], "COVID_QC"), args.tile, "COVID_QC")
     googlenet = load_checkpoint(args.checkpoint)[0] if args.checkpoint else build_classifier("googlenet").eval()
     tilenet = build_classifier("tilenet").eval()
-    print(f"machine: {platform.processor() or platform.machine()}, {args.threads} thread(s), torch "
-          f"{torch.__version__}; crop {args.crop}x{args.crop}, tile {args.tile}, batch {args.batch}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {args.threads} thread(s), torch "
+        f"{torch.__version__}; crop {args.crop}x{args.crop}, tile {args.tile}, batch {args.batch}"
+    )
 
     rows = []
     for arch, model, dense_method, stride in (("googlenet", googlenet, "fcn", 32), ("tilenet", tilenet, "exact", 16)):
@@ -85,10 +87,12 @@ def main() -> None:
         full_cnn = FULL[0] * FULL[1] / cnn_rate
         rows.append((arch, "cnn", cnn_rate, full_cnn, 1.0))
         rows.append((arch, dense_method, dense_rate, full_dense, full_cnn / full_dense))
-        print(f"{arch}: cnn {cnn_rate:.3g} px/s; {dense_method} {dense_rate:.4g} px/s on the crop "
-              f"({dense_rate / cnn_rate:.0f}x), {per_position * 1e6:.0f} us per position")
+        print(
+            f"{arch}: cnn {cnn_rate:.3g} px/s; {dense_method} {dense_rate:.4g} px/s on the crop "
+            f"({dense_rate / cnn_rate:.0f}x), {per_position * 1e6:.0f} us per position"
+        )
 
-    print(f"\n| network | method | pixels/s (crop) | full 669x2801 flightline (extrapolated) | vs cnn (full) |")
+    print("\n| network | method | pixels/s (crop) | full 669x2801 flightline (extrapolated) | vs cnn (full) |")
     print("|---|---|---:|---:|---:|")
     for arch, method, rate, full, ratio in rows:
         print(f"| {arch} | {method} | {rate:.4g} | {hours(full)} | {ratio:.0f}x |")

@@ -16,8 +16,9 @@ REAL_HDR = "ang20200924t211102_ch4mf_v2y1_img.hdr"
 LINES, SAMPLES, BANDS = 2801, 669, 4
 
 
-def _real_flightline(shared_data: Path, tmp_path: Path, interleave: str = "bip", dtype: str = "<f8",
-                     lines: int = LINES) -> tuple[Path, np.ndarray]:
+def _real_flightline(
+    shared_data: Path, tmp_path: Path, interleave: str = "bip", dtype: str = "<f8", lines: int = LINES
+) -> tuple[Path, np.ndarray]:
     """The real header beside a synthetic .img of the size it describes (the real pixels are not
     available); `interleave`/`dtype`/`lines` rewrite the corresponding header fields."""
     header = (shared_data / REAL_HDR).read_text()
@@ -62,10 +63,16 @@ def test_saliency_round_trip_readable_by_gdal(shared_data, tmp_path):
     source = read_envi(img, bands=[4])
     saliency = np.linspace(0, 1, 50 * SAMPLES, dtype=np.float32).reshape(50, SAMPLES)
     saliency[~source.valid] = -9999
-    out = write_envi(tmp_path / "out" / "ang20200924t211102_ch4mf_v2y1_img_saliency.img", saliency,
-                     band_names=["plume saliency"], georef=source.georef)
+    out = write_envi(
+        tmp_path / "out" / "ang20200924t211102_ch4mf_v2y1_img_saliency.img",
+        saliency,
+        band_names=["plume saliency"],
+        georef=source.georef,
+    )
     assert sorted(p.name for p in out.parent.iterdir()) == [
-        "ang20200924t211102_ch4mf_v2y1_img_saliency.hdr", "ang20200924t211102_ch4mf_v2y1_img_saliency.img"]
+        "ang20200924t211102_ch4mf_v2y1_img_saliency.hdr",
+        "ang20200924t211102_ch4mf_v2y1_img_saliency.img",
+    ]
     with rasterio.open(out) as ds:  # GDAL itself, not our reader
         assert ds.driver == "ENVI" and ds.count == 1 and ds.dtypes == ("float32",)
         assert ds.nodata == -9999

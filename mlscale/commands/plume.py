@@ -144,6 +144,11 @@ def predict(args: argparse.Namespace) -> int:
     inspect_envi(args.flightline, expect_bands=4)  # every rank: a bad file stops all of them, at once
     model_path = resolve_model_path(args.model)
     _, meta = load_checkpoint(model_path, args.arch)
+    if args.method == "exact" and meta["arch"] != "tilenet":
+        raise UserError(
+            f"{model_path}: --method exact needs a padding-free model (arch tilenet), this is "
+            f"{meta['arch']}, which pads its convolutions: use --method fcn"
+        )
     preset = args.preset or meta.get("preset") or (args.model if args.model in PRESETS else "COVID_QC")
     config = MethanePlumeConfig(
         flightline=str(args.flightline),

@@ -8,7 +8,8 @@ varying size, strength and direction (a source that widens downwind and fades wi
 
 Training tiles (``tiles.h5``): groups ``train`` and ``test``, each with ``ch4`` (N, T, T) float32
 raw ppm·m (nodata kept as -9999) and ``label`` (N,) uint8 (1 = a plume source lies in the tile's
-central half; 30% of the negatives hold a plume whose source lies outside it). Attributes: ``tile_size``, ``format`` = "mlscale-plume-tiles-1".
+central half; 30% of the negatives hold a plume whose source lies outside it).
+Attributes: ``tile_size``, ``format`` = "mlscale-plume-tiles-1".
 """
 
 from __future__ import annotations

@@ -131,10 +131,10 @@ class MethanePlume(Workload):
         slabs = None
         if comm.rank == 0:
             image = read_envi(cfg.flightline, bands=[CH4_BAND], expect_bands=4)
-            if cfg.rows:
+            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset)
+            if cfg.rows:  # the first rows only, but their tiles still see the real rows below them
                 image.data = image.data[:, : cfg.rows]
             self._image = image
-            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset)
             blocks = row_blocks(image.data.shape[1], comm.size)
             most = max(b - a for a, b in blocks)
             slabs = [np.pad(padded[a : b + tile - 1], ((0, most - (b - a)), (0, 0)), mode="edge") for a, b in blocks]
