@@ -136,3 +136,21 @@ def test_real_mpirun_two_ranks():
     # No MASTER_ADDR was given: rank 0 chose one over MPI and every rank got the same.
     assert envs[0]["master_addr"] == envs[1]["master_addr"] == "127.0.0.1"
     assert envs[0]["master_port"] == envs[1]["master_port"] > 1024
+
+
+def test_info_under_mpirun_lists_every_rank():
+    from conftest import run_mlscale
+
+    proc = run_mlscale("info", "--json", ranks=2)
+    facts = json.loads(proc.stdout)
+    assert [r["rank"] for r in facts["ranks"]] == [0, 1]
+    assert {r["launcher"] for r in facts["ranks"]} == {"openmpi"}
+    assert facts["versions"]["mpi_library"].startswith("Open MPI")
+    assert facts["versions"]["torch"].startswith("2.14")
+
+
+def test_info_prints_a_workload_parameter_count():
+    from conftest import run_mlscale
+
+    proc = run_mlscale("info", "--json", "--workload", "synthetic")
+    assert json.loads(proc.stdout)["workload"]["parameters"] == 25_557_032  # torchvision ResNet-50
