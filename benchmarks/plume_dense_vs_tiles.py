@@ -1,6 +1,6 @@
 """methane-plume: the seed's per-pixel tile CNN against dense evaluation, same crop, same machine.
 
-    python benchmarks/plume_dense_vs_tiles.py [--crop 128] [--cnn-pixels 48] [--batch 8] [--threads 2]
+    python benchmarks/plume_dense_vs_tiles.py [--crop 64] [--cnn-pixels 32] [--batch 8] [--threads 2]
 
 Times, on one crop of a synthetic flightline:
 - cnn (GoogLeNet): one 256x256 tile per pixel (timed on a random sample of the crop's pixels);
@@ -59,8 +59,8 @@ def hours(seconds: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--crop", type=int, default=128, help="output crop is CROP x CROP pixels")
-    ap.add_argument("--cnn-pixels", type=int, default=48, help="pixels of the crop the cnn method is timed on")
+    ap.add_argument("--crop", type=int, default=64, help="output crop is CROP x CROP pixels")
+    ap.add_argument("--cnn-pixels", type=int, default=32, help="pixels of the crop the cnn method is timed on")
     ap.add_argument("--batch", type=int, default=8, help="tiles per forward (cnn); tile-equivalents (dense)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--tile", type=int, default=256)

@@ -56,3 +56,38 @@ def test_exact_equals_cnn_on_a_crop():
 def test_exact_refuses_a_padded_network():
     with pytest.raises(UserError, match="padding-free"):
         build_method("exact", build_classifier("googlenet"), 256, 1, CPU)
+
+
+@pytest.fixture(scope="module")
+def googlenet_pair() -> tuple[np.ndarray, np.ndarray]:
+    """cnn and fcn maps of a GoogLeNet whose output varies from tile to tile (Kaiming-initialised,
+    scrambled BatchNorm), on a 14x14 crop with 64x64 tiles (small enough for CI)."""
+    model = _scrambled("googlenet")
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.05)
+    slab = _scene(14, 14, 64)
+    cnn = saliency_cnn(model, slab, 64, batch=40, device=CPU)
+    fcn = build_method("fcn", model, 64, batch=1, device=CPU)(slab)
+    return cnn, fcn
+
+
+def test_fcn_tracks_cnn(googlenet_pair):
+    """The FCN conversion is aligned with the tile CNN: a shifted or scrambled stitch would not correlate."""
+    cnn, fcn = googlenet_pair
+    assert cnn.std() > 1e-3
+    assert np.corrcoef(cnn.ravel(), fcn.ravel())[0, 1] > 0.4
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: GoogLeNet pads at tile borders, the FCN sees the real "
+    "neighbours there (0.56 at 64 px tiles, 0.84 at 128, 0.39 for the trained 256 px model near a "
+    "plume; docs/methane-plume.md); `exact` with tilenet is the method that equals cnn",
+)
+def test_fcn_reaches_the_goal_correlation(googlenet_pair):
+    cnn, fcn = googlenet_pair
+    assert np.corrcoef(cnn.ravel(), fcn.ravel())[0, 1] >= 0.99
