@@ -25,7 +25,7 @@ import torch
 from mlscale.io.plume_synth import make_flightline
 from mlscale.plume.checkpoint import build_classifier, load_checkpoint
 from mlscale.plume.dense import prepare_for_inference
-from mlscale.plume.saliency import build_method, pad_for_tiles, saliency_cnn, standardise
+from mlscale.plume.saliency import build_method, context_rows, pad_for_tiles, saliency_cnn, standardise
 
 FULL = (2801, 669)  # the seed's flightline: lines x samples
 SEED = "seed (cnn, GoogLeNet): 8 h on 32 CPU cores (E5-2667 v4), 1.3 h on one Tesla M60"
@@ -45,7 +45,8 @@ def time_cnn(model, slab, tile, batch, pixels, rng) -> float:
     return pixels / (time.perf_counter() - t0)
 
 
-def time_dense(method, model, slab, tile, batch) -> tuple[float, float]:
+def time_dense(method, model, ch4, tile, batch) -> tuple[float, float]:
+    slab = pad_for_tiles(ch4, tile, "COVID_QC", context_rows(method, tile))
     run = build_method(method, model, tile, batch, torch.device("cpu"))
     t0 = time.perf_counter()
     out = run(slab)
@@ -70,7 +71,8 @@ def main() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     data, _ = make_flightline(rng, args.crop, args.crop, plumes=2, margin=4)
-    slab = pad_for_tiles(standardise(data[3], "COVID_QC"), args.tile, "COVID_QC")
+    ch4 = standardise(data[3], "COVID_QC")
+    slab = pad_for_tiles(ch4, args.tile, "COVID_QC")
     googlenet = load_checkpoint(args.checkpoint)[0] if args.checkpoint else build_classifier("googlenet").eval()
     tilenet = build_classifier("tilenet").eval()
     print(
@@ -81,9 +83,10 @@ def main() -> None:
     rows = []
     for arch, model, dense_method, stride in (("googlenet", googlenet, "fcn", 32), ("tilenet", tilenet, "exact", 16)):
         cnn_rate = time_cnn(prepare_for_inference(model), slab, args.tile, args.batch, args.cnn_pixels, rng)
-        dense_rate, elapsed = time_dense(dense_method, model, slab, args.tile, args.batch)
-        per_position = elapsed / dense_positions(args.crop, args.crop, args.tile, stride)
-        full_dense = per_position * dense_positions(*FULL, args.tile, stride)
+        dense_rate, elapsed = time_dense(dense_method, model, ch4, args.tile, args.batch)
+        context = 2 * context_rows(dense_method, args.tile)  # extra rows read above and below the output
+        per_position = elapsed / dense_positions(args.crop + context, args.crop, args.tile, stride)
+        full_dense = per_position * dense_positions(FULL[0] + context, FULL[1], args.tile, stride)
         full_cnn = FULL[0] * FULL[1] / cnn_rate
         rows.append((arch, "cnn", cnn_rate, full_cnn, 1.0))
         rows.append((arch, dense_method, dense_rate, full_dense, full_cnn / full_dense))

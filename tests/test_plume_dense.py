@@ -9,7 +9,7 @@ import torch
 from mlscale.errors import UserError
 from mlscale.plume.checkpoint import build_classifier
 from mlscale.plume.dense import batch_to_space, space_to_batch
-from mlscale.plume.saliency import build_method, pad_for_tiles, saliency_cnn, standardise
+from mlscale.plume.saliency import build_method, context_rows, pad_for_tiles, saliency_cnn, standardise
 
 CPU = torch.device("cpu")
 
@@ -25,12 +25,12 @@ def _scrambled(arch: str) -> torch.nn.Module:
     return model.eval()
 
 
-def _scene(lines: int, samples: int, tile: int) -> np.ndarray:
+def _scene(lines: int, samples: int, tile: int, context: int = 0) -> np.ndarray:
     rng = np.random.default_rng(1)
     ch4 = rng.normal(100, 150, (lines, samples))
     ch4[lines // 3 : lines // 3 + 6, samples // 2 : samples // 2 + 9] += 2000  # a bright blob
     ch4[:2] = -9999  # nodata rows
-    return pad_for_tiles(standardise(ch4, "COVID_QC"), tile, "COVID_QC")
+    return pad_for_tiles(standardise(ch4, "COVID_QC"), tile, "COVID_QC", context)
 
 
 def test_space_to_batch_round_trip():
@@ -69,9 +69,8 @@ def googlenet_pair() -> tuple[np.ndarray, np.ndarray]:
             torch.nn.init.kaiming_normal_(m.weight)
         if isinstance(m, torch.nn.Linear):
             torch.nn.init.normal_(m.weight, std=0.05)
-    slab = _scene(14, 14, 64)
-    cnn = saliency_cnn(model, slab, 64, batch=40, device=CPU)
-    fcn = build_method("fcn", model, 64, batch=1, device=CPU)(slab)
+    cnn = saliency_cnn(model, _scene(14, 14, 64), 64, batch=40, device=CPU)
+    fcn = build_method("fcn", model, 64, batch=1, device=CPU)(_scene(14, 14, 64, context_rows("fcn", 64)))
     return cnn, fcn
 
 

@@ -30,11 +30,20 @@ def standardise(ch4: np.ndarray, preset: str) -> np.ndarray:
     return ((np.clip(ch4, *CLAMP) - mean) / std).astype(np.float32)
 
 
-def pad_for_tiles(x: np.ndarray, tile: int, preset: str) -> np.ndarray:
-    """Pad a standardised (H, W) image so that tile (r, c) = padded[r:r+T, c:c+T] is centred on pixel
-    (r, c); the padding is 0 ppm·m, like nodata."""
+def context_rows(method: str, tile: int) -> int:
+    """Rows of context a method reads above and below the tiles of its output rows. The tile CNN and the
+    padding-free dense net read nothing beyond a tile; GoogLeNet's FCN sees beyond it (its receptive field
+    is larger than a tile), so a block of rows computed alone would differ at its edges from the same rows
+    computed with the whole flightline: give it a tile of real context on each side and crop."""
+    return tile if method == "fcn" else 0
+
+
+def pad_for_tiles(x: np.ndarray, tile: int, preset: str, context: int = 0) -> np.ndarray:
+    """Pad a standardised (H, W) image so that tile (r, c) = padded[r+C : r+C+T, c : c+T] is centred on
+    pixel (r, c), with C = `context` extra rows at the top and bottom; the padding is 0 ppm·m, like nodata."""
     fill = float(standardise(np.zeros(1), preset)[0])
-    return np.pad(x, ((tile // 2, tile // 2 - 1), (tile // 2, tile // 2 - 1)), constant_values=fill)
+    rows = (tile // 2 + context, tile // 2 - 1 + context)
+    return np.pad(x, (rows, (tile // 2, tile // 2 - 1)), constant_values=fill)
 
 
 def row_blocks(lines: int, parts: int) -> list[tuple[int, int]]:
@@ -80,15 +89,17 @@ def saliency_dense(
     device: torch.device,
     strip_rows: int | None = None,
     progress: Callable[[int], None] | None = None,
+    context: int = 0,
 ) -> np.ndarray:
-    """Dense evaluation of the slab, in strips of output rows (each strip reads T - 1 extra rows)."""
-    rows_out, cols_out = slab.shape[0] - tile + 1, slab.shape[1] - tile + 1
-    strip_rows = strip_rows or rows_out
-    out = np.empty((rows_out, cols_out), dtype=np.float32)
+    """Dense evaluation of the slab, in strips of output rows; each strip reads its T - 1 halo rows and
+    `context` more rows above and below (which the slab must hold), and keeps only its own rows."""
+    rows_out, cols_out = slab.shape[0] - tile + 1 - 2 * context, slab.shape[1] - tile + 1
+    strip_rows = strip_rows or max(1, rows_out)
+    out = np.empty((max(0, rows_out), cols_out), dtype=np.float32)
     for r0 in range(0, rows_out, strip_rows):
         r1 = min(rows_out, r0 + strip_rows)
-        x = torch.from_numpy(np.ascontiguousarray(slab[r0 : r1 + tile - 1]))[None, None].to(device)
-        out[r0:r1] = dense(x)[0, 0, : r1 - r0, :cols_out].float().cpu().numpy()
+        x = torch.from_numpy(np.ascontiguousarray(slab[r0 : r1 + tile - 1 + 2 * context]))[None, None]
+        out[r0:r1] = dense(x.to(device))[0, 0, context : context + r1 - r0, :cols_out].float().cpu().numpy()
         if progress:
             progress((r1 - r0) * cols_out)
     return out
@@ -110,7 +121,8 @@ def finish_map(saliency: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def build_method(
     method: str, model: torch.nn.Module, tile: int, batch: int, device: torch.device
 ) -> Callable[..., np.ndarray]:
-    """`f(slab, progress=None) -> (R, W)` saliency for the chosen method; `model` in eval mode on `device`."""
+    """`f(slab, progress=None) -> (R, W)` saliency for the chosen method; `model` in eval mode on `device`.
+    The slab holds the R output rows' tiles plus `context_rows(method, tile)` rows above and below."""
     from mlscale.plume.checkpoint import trunk_of
     from mlscale.plume.dense import DenseClassifier, is_padding_free, prepare_for_inference
 
@@ -129,6 +141,6 @@ def build_method(
 
     def run(slab: np.ndarray, progress=None) -> np.ndarray:
         strip = default_strip_rows(slab.shape[1] - tile + 1, tile, batch)
-        return saliency_dense(dense, slab, tile, device, strip, progress)
+        return saliency_dense(dense, slab, tile, device, strip, progress, context_rows(method, tile))
 
     return run

@@ -122,22 +122,24 @@ class MethanePlume(Workload):
         """Rank 0 reads the flightline; every rank gets its block of rows plus the T-1 halo rows."""
         from mlscale.io.envi import read_envi
         from mlscale.io.plume_synth import CH4_BAND
-        from mlscale.plume.saliency import pad_for_tiles, row_blocks, standardise
+        from mlscale.plume.saliency import context_rows, pad_for_tiles, row_blocks, standardise
 
         cfg, comm, tile = self.config, self.ctx.comm, self.config.tile_size
+        context = context_rows(cfg.method, tile)
         if not cfg.flightline:
             raise UserError("methane-plume: --flightline IMG is needed for inference")
         meta = None
         slabs = None
         if comm.rank == 0:
             image = read_envi(cfg.flightline, bands=[CH4_BAND], expect_bands=4)
-            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset)
+            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset, context)
             if cfg.rows:  # the first rows only, but their tiles still see the real rows below them
                 image.data = image.data[:, : cfg.rows]
             self._image = image
             blocks = row_blocks(image.data.shape[1], comm.size)
             most = max(b - a for a, b in blocks)
-            slabs = [np.pad(padded[a : b + tile - 1], ((0, most - (b - a)), (0, 0)), mode="edge") for a, b in blocks]
+            halo = tile - 1 + 2 * context
+            slabs = [np.pad(padded[a : b + halo], ((0, most - (b - a)), (0, 0)), mode="edge") for a, b in blocks]
             meta = blocks
         blocks = comm.bcast(meta)
         slab = comm.scatter_array(slabs)
@@ -146,7 +148,7 @@ class MethanePlume(Workload):
         self._saliency = np.full((b - a, slab.shape[1] - tile + 1), np.nan, dtype=np.float32)
         # Every rank must take the same number of steps: strips are counted on the largest block.
         most = max(hi - lo for lo, hi in blocks)
-        return SlabBatches(slab[: b - a + tile - 1], self.config, self.ctx.run.batch_size, most)
+        return SlabBatches(slab[: b - a + tile - 1 + 2 * context], cfg, self.ctx.run.batch_size, most, context)
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
@@ -327,7 +329,7 @@ def _gpu_name(device: torch.device) -> str | None:
 
 @dataclass
 class SlabBatch:
-    slab: np.ndarray  # padded rows for output rows [row0, row0 + rows)
+    slab: np.ndarray  # padded rows (halo and context included) for output rows [row0, row0 + rows)
     row0: int
     rows: int
     cols: int
@@ -341,10 +343,10 @@ class SlabBatches:
     """This rank's inference batches: strips of output rows with their halo. For cnn a strip is as
     many rows as make about `batch` x 64 tiles; for dense methods the method strips internally."""
 
-    def __init__(self, slab: np.ndarray, config: MethanePlumeConfig, batch: int, most_rows: int):
+    def __init__(self, slab: np.ndarray, config: MethanePlumeConfig, batch: int, most_rows: int, context: int):
         tile = config.tile_size
-        self.slab, self.tile = slab, tile
-        self.rows, self.cols = slab.shape[0] - tile + 1, slab.shape[1] - tile + 1
+        self.slab, self.tile, self.context = slab, tile, context
+        self.rows, self.cols = slab.shape[0] - tile + 1 - 2 * context, slab.shape[1] - tile + 1
         if config.method == "cnn":
             strip = max(1, (64 * batch) // max(1, self.cols))
         else:
@@ -361,4 +363,4 @@ class SlabBatches:
         for i in range(self.count):
             r0 = min(self.rows, i * self.strip)
             r1 = min(self.rows, r0 + self.strip)  # a short block may end with an empty strip
-            yield SlabBatch(self.slab[r0 : r1 + self.tile - 1], r0, r1 - r0, self.cols)
+            yield SlabBatch(self.slab[r0 : r1 + self.tile - 1 + 2 * self.context], r0, r1 - r0, self.cols)
