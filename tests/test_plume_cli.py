@@ -168,6 +168,45 @@ def test_train_and_infer_under_mpirun(plume_data, tmp_path):
     assert table.count("| exact") == 2 and table.count("| cnn") == 1
 
 
+@pytest.mark.slow
+def test_fcn_does_not_depend_on_the_rank_split(plume_data, tmp_path):
+    """GoogLeNet's FCN sees beyond a tile: each rank's block of rows carries a tile of real context above
+    and below, so 2 ranks give the map 1 rank gives (without it, a seam showed at the rank boundary)."""
+    flightline = plume_data / "flightlines" / "ang_synth000_ch4mf_img"
+    torch.manual_seed(0)
+    model = build_classifier("googlenet")
+    for m in model.modules():  # an output that varies from tile to tile
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+    ckpt = save_checkpoint(tmp_path / "g.pt", model, "googlenet", "COVID_QC", 64)
+    maps = []
+    for ranks in (None, 2):
+        out = tmp_path / f"out{ranks}"
+        run_mlscale(
+            "plume",
+            "predict",
+            flightline,
+            "-m",
+            ckpt,
+            "-g",
+            -1,
+            "-b",
+            1,
+            "-o",
+            out,
+            "--method",
+            "fcn",
+            "--no-progress",
+            ranks=ranks,
+        )
+        maps.append(_saliency(out / "ang_synth000_ch4mf_img_saliency.img"))
+    valid = maps[0] != -9999
+    assert maps[0][valid].std() > 1e-4
+    # Not bit-equal: GoogLeNet's receptive field is wider than the context, so the far slab edge still
+    # moves values by a few 1e-3; without the context the rank boundary showed a seam well above that.
+    np.testing.assert_allclose(maps[1], maps[0], atol=0.01)
+
+
 @pytest.mark.parametrize("case", ["missing-hdr", "bad-header", "three-bands", "missing-model", "exact-googlenet"])
 def test_bad_input_is_one_line(case, shared_data, plume_data, untrained, tmp_path):
     flightline = tmp_path / "ang20200924t211102_ch4mf_v2y1_img"
