@@ -9,14 +9,13 @@ runs on a login node without a GPU stack.
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlscale import __version__
 from mlscale.errors import UserError
+from mlscale.registry import import_submodules
 
 Handler = Callable[[argparse.Namespace], "int | None"]
 
@@ -71,10 +70,9 @@ def raw_command(name: str, help: str, order: int = 50):
 
 
 def _load_commands() -> None:
-    import mlscale.commands as pkg
+    import mlscale.commands
 
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    import_submodules(mlscale.commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,3 +77,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample files not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# The synthetic workload sized to run in seconds on a CPU: use it wherever a test
+# needs a real run but not a particular model.
+TINY_SYNTHETIC = [
+    "--model",
+    "tiny",
+    "--image-size",
+    "32",
+    "--num-classes",
+    "10",
+    "--batch-size",
+    "4",
+    "--steps-per-epoch",
+    "6",
+    "--test-steps",
+    "2",
+    "--epochs",
+    "2",
+    "--no-progress",
+]

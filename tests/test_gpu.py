@@ -6,32 +6,14 @@ import json
 
 import pytest
 import torch
-from conftest import run_mlscale
+from conftest import TINY_SYNTHETIC, run_mlscale
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none is visible here"),
 ]
 
-TINY = [
-    "--model",
-    "tiny",
-    "--image-size",
-    "32",
-    "--num-classes",
-    "10",
-    "--batch-size",
-    "8",
-    "--steps-per-epoch",
-    "8",
-    "--test-steps",
-    "2",
-    "--epochs",
-    "2",
-    "--no-progress",
-    "--device",
-    "cuda",
-]
+TINY = [*TINY_SYNTHETIC, "--batch-size", "8", "--steps-per-epoch", "8", "--device", "cuda"]
 
 
 @pytest.mark.parametrize("switches", [[], ["--amp"], ["--cuda-graphs"], ["--amp", "--channels-last"]])

@@ -5,25 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_mlscale
+from conftest import TINY_SYNTHETIC, run_mlscale
 
-TINY = [
-    "--model",
-    "tiny",
-    "--image-size",
-    "32",
-    "--num-classes",
-    "10",
-    "--batch-size",
-    "4",
-    "--steps-per-epoch",
-    "6",
-    "--test-steps",
-    "2",
-    "--epochs",
-    "2",
-    "--no-progress",
-]
+TINY = TINY_SYNTHETIC
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,16 @@ Hooks must be cheap: they run between epochs, never inside a step.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from mlscale.registry import Registered, import_submodules
 
 if TYPE_CHECKING:
     from mlscale.bench.workload import Context
 
 
-class RunObserver:
-    name: ClassVar[str] = ""
+class RunObserver(Registered):
     registry: ClassVar[dict[str, type[RunObserver]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            RunObserver.registry[cls.name] = cls
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -56,8 +50,7 @@ class RunObserver:
 
 
 def load_observers(ctx: Context) -> list[RunObserver]:
-    import mlscale.bench.observers_lib as pkg
+    import mlscale.bench.observers_lib
 
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
+    import_submodules(mlscale.bench.observers_lib)
     return [cls(ctx) for _, cls in sorted(RunObserver.registry.items())]

@@ -152,23 +152,27 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=False)
         return loss
 
-    def _to_device(self, batch):
+    def _fetch(self, it, timer: StepTimer):
+        """Start a step: wait for the next batch and move it to the device, timed."""
+        timer.step_start()
+        batch = next(it)
+        timer.mark("data_wait")
         batch = self.workload.to_device(batch, self.ctx.device)
         if self.ctx.run.channels_last:
             batch = speedups.to_channels_last(batch)
+        timer.mark("h2d")
         return batch
+
+    def _steps(self, steps: int, desc: str):
+        return tqdm(range(steps), desc=desc, disable=not self.show_progress, leave=False)
 
     def train_steps(self, data, steps: int, timer: StepTimer, desc: str = "train") -> Accumulator:
         wl, comm, model, opt = self.workload, self.ctx.comm, self.model, self.optimizer
         acc = Accumulator(self.ctx.device)
         model.train()
         it = iter(data)
-        for _ in tqdm(range(steps), desc=desc, disable=not self.show_progress, leave=False):
-            timer.step_start()
-            batch = next(it)
-            timer.mark("data_wait")
-            batch = self._to_device(batch)
-            timer.mark("h2d")
+        for _ in self._steps(steps, desc):
+            batch = self._fetch(it, timer)
             if self.ctx.run.cuda_graphs:
                 if self.graphed is None:
                     self.graphed = speedups.GraphedStep(self._step_body, batch)
@@ -200,12 +204,8 @@ class Trainer:
         model.eval()
         it = iter(data)
         with torch.inference_mode() if inference else torch.no_grad():
-            for _ in tqdm(range(steps), desc=desc, disable=not self.show_progress, leave=False):
-                timer.step_start()
-                batch = next(it)
-                timer.mark("data_wait")
-                batch = self._to_device(batch)
-                timer.mark("h2d")
+            for _ in self._steps(steps, desc):
+                batch = self._fetch(it, timer)
                 with self.precision.autocast():
                     output = wl.forward(model, batch)
                     loss = None if inference else wl.loss(output, batch)
@@ -220,12 +220,8 @@ class Trainer:
         """Read (and distribute) batches only: the iotest mode. Returns samples, bytes."""
         samples = nbytes = 0
         it = iter(data)
-        for _ in tqdm(range(steps), desc="iotest", disable=not self.show_progress, leave=False):
-            timer.step_start()
-            batch = next(it)
-            timer.mark("data_wait")
-            batch = self._to_device(batch)
-            timer.mark("h2d")
+        for _ in self._steps(steps, "iotest"):
+            batch = self._fetch(it, timer)
             samples += self.workload.batch_size_of(batch)
             nbytes += _nbytes(batch)
         return samples, nbytes
@@ -316,6 +312,8 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
     try:
         result = _execute(workload, ctx, lr, observers, staging, t_start)
     except UserError:
+        if comm.rank == 0:
+            _remove_tree(staging)  # nothing half-written
         raise
     except Exception as exc:  # record the failure, then let the launcher see it
         status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -461,6 +459,9 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
         elapsed = time.perf_counter() - t0
         train_phases.append(timer.epoch_end())
         iotest = _global_rate(comm, elapsed, samples)
+        stats = workload.io_stats()
+        for key in sorted(stats):  # same keys on every rank, same order of collectives
+            iotest[key] = comm.allreduce(float(stats[key]), "sum")
         total_bytes = comm.allreduce(float(nbytes), "sum")
         iotest.update(
             {
@@ -586,18 +587,7 @@ def _build_record(
     for s in summaries:
         s.pop("steps")  # raw step times stay out of the files; their statistics are kept
     return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "workload": workload.name,
-        "mode": run.mode,
-        "status": "ok",
-        "error": None,
-        "system": run.system,
-        "tag": run.tag,
-        "started_at": started_at,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "launcher": env.launcher,
-        "backend": comm.name,
+        **_record_header(run, workload.name, env, comm, run_id, started_at, "ok", None),
         "device_type": ctx.device.type,
         "num_ranks": comm.size,
         "num_nodes": len(hosts),
@@ -632,6 +622,33 @@ def _build_record(
     }
 
 
+def _record_header(
+    run: RunConfig,
+    workload: str,
+    env: RankEnv,
+    comm: Communicator,
+    run_id: str,
+    started_at: str,
+    status: str,
+    error: str | None,
+) -> dict:
+    """The fields every record starts with, whether the run succeeded or not."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "workload": workload,
+        "mode": run.mode,
+        "status": status,
+        "error": error,
+        "system": run.system,
+        "tag": run.tag,
+        "started_at": started_at,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "launcher": env.launcher,
+        "backend": comm.name,
+    }
+
+
 def _write_failed(
     run: RunConfig,
     workload_cls,
@@ -644,18 +661,7 @@ def _write_failed(
 ) -> None:
     """A failed run still leaves a complete (small) record, so sweeps can show the failure."""
     record = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "workload": workload_cls.name,
-        "mode": run.mode,
-        "status": "failed",
-        "error": error,
-        "system": run.system,
-        "tag": run.tag,
-        "started_at": started_at,
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "launcher": env.launcher,
-        "backend": comm.name,
+        **_record_header(run, workload_cls.name, env, comm, run_id, started_at, "failed", error),
         "num_ranks": comm.size,
         "num_nodes": env.num_nodes,
         "hosts": [env.hostname],

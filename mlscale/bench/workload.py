@@ -15,14 +15,13 @@ documents it.
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlscale.errors import UserError
+from mlscale.registry import Registered, import_submodules
 
 if TYPE_CHECKING:  # torch is imported by the runner, not at registry time
     import logging
@@ -58,10 +57,9 @@ class Context:
         return self.comm.size
 
 
-class Workload:
+class Workload(Registered):
     """One science workload. Subclasses override what differs from the defaults."""
 
-    name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     DataConfig: ClassVar[type | None] = None  # None: `mlscale data NAME` has nothing to write
@@ -73,11 +71,6 @@ class Workload:
     modes: ClassVar[tuple[str, ...]] = ("train", "inference", "iotest")
 
     registry: ClassVar[dict[str, type[Workload]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            Workload.registry[cls.name] = cls
 
     def __init__(self, config: Any, ctx: Context):
         self.config = config
@@ -137,6 +130,11 @@ class Workload:
         into the run directory (rank 0) and return facts for the record."""
         return {}
 
+    def io_stats(self) -> dict[str, float]:
+        """Counters of this rank's reading since the run began (e.g. bytes read from
+        disk); summed over ranks into the iotest record."""
+        return {}
+
     def info(self) -> dict:
         """Facts for the record and `mlscale info` (parameter count etc.)."""
         return {}
@@ -148,15 +146,10 @@ class Workload:
         raise UserError(f"workload {cls.name!r} has no data to write")
 
 
-def _load_workloads() -> None:
-    import mlscale.bench.workloads as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
-
-
 def workload_names() -> list[str]:
-    _load_workloads()
+    import mlscale.bench.workloads
+
+    import_submodules(mlscale.bench.workloads)
     return sorted(Workload.registry)
 
 

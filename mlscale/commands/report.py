@@ -38,6 +38,11 @@ def _configure(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--out", metavar="DIR", help="also write training.csv, inference.csv, scaling.csv and report.md into DIR"
     )
+    html = parser.add_argument_group("scaling report (plots, stragglers, projection)")
+    html.add_argument("--html", metavar="DIR", help="also build report.md + report.html with PNG plots in DIR")
+    html.add_argument("--network-gbps", type=float, default=100.0, help="projection: network bandwidth (Gbit/s)")
+    html.add_argument("--latency-us", type=float, default=5.0, help="projection: network latency per message (µs)")
+    html.add_argument("--gpus-per-node", type=int, default=4, help="projection: ranks per node")
     return report
 
 
@@ -49,11 +54,13 @@ def _section(title: str, df, fmt: str) -> str:
 
 
 def report(args: argparse.Namespace) -> int:
+    from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
     from mlscale.results.plume_table import plume_runtime_table
     from mlscale.results.record import atomic_write_text, load_ranks, load_records
     from mlscale.results.tables import inference_table, rank_table, scaling_list, scaling_table, to_csv, training_table
 
-    records = load_records(args.runs)
+    paths = without_empty_sweeps(args.runs)
+    records = load_records(paths) if paths else []
     if args.workload:
         records = [r for r in records if r.get("workload") == args.workload]
     if args.system:
@@ -85,6 +92,7 @@ def report(args: argparse.Namespace) -> int:
         text += _section("Per-rank timings (mean per training step)", ranks, args.format)
     if failed:
         text += "## Failed runs\n\n" + "".join(f"- {r['run_id']}: {r.get('error')}\n" for r in failed) + "\n"
+    text += sweep_status_report(args.runs, args.format)
     print(text, end="")
 
     if args.out:
@@ -94,6 +102,12 @@ def report(args: argparse.Namespace) -> int:
         for name, df in tables:
             atomic_write_text(out / f"{name}.csv", to_csv(df))
         atomic_write_text(out / "report.md", text)
+    if args.html:
+        from mlscale.results.projection import Network
+        from mlscale.results.report_html import build_report
+
+        network = Network(args.network_gbps, args.latency_us, args.gpus_per_node)
+        print(f"wrote {build_report(records, Path(args.html), network=network)}")
     return 0
 
 

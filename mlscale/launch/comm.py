@@ -13,8 +13,6 @@ rank 0's parameters.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,18 +20,13 @@ import numpy as np
 
 from mlscale.errors import UserError
 from mlscale.launch.env import RankEnv
+from mlscale.registry import Registered, import_submodules
 
 REDUCE_OPS = ("sum", "max", "min", "mean")
 
 
-class Communicator:
-    name: ClassVar[str] = ""
+class Communicator(Registered):
     registry: ClassVar[dict[str, type[Communicator]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            Communicator.registry[cls.name] = cls
 
     def __init__(self, env: RankEnv, device: str = "cpu"):
         self.env = env
@@ -121,15 +114,10 @@ class Communicator:
         pass
 
 
-def _load_backends() -> None:
-    import mlscale.launch.backends as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{info.name}")
-
-
 def backend_names() -> list[str]:
-    _load_backends()
+    import mlscale.launch.backends
+
+    import_submodules(mlscale.launch.backends)
     return sorted(Communicator.registry)
 
 

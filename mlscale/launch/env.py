@@ -23,6 +23,8 @@ from typing import ClassVar
 
 import hostlist
 
+from mlscale.registry import Registered
+
 DEFAULT_PORT = 29500
 
 
@@ -58,7 +60,7 @@ def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     return None
 
 
-class Launcher:
+class Launcher(Registered):
     """Base class: reads rank, size and locality from a launcher's variables.
 
     A subclass names the variables its launcher sets (first present wins) and
@@ -76,11 +78,6 @@ class Launcher:
     job_id_vars: ClassVar[tuple[str, ...]] = ("SLURM_JOB_ID", "PBS_JOBID", "COBALT_JOBID", "LSB_JOBID")
 
     registry: ClassVar[dict[str, type[Launcher]]] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        if cls.name:
-            Launcher.registry[cls.name] = cls
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         self.environ = dict(os.environ if environ is None else environ)
