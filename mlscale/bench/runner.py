@@ -504,7 +504,7 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
         "epoch_stats": epoch_stats,
         "inference": inference,
         "iotest": iotest,
-        "info": info,
+        "info": {**info, **workload.info()},  # again at the end: facts known only after the run
         "setup_time": setup_time,
         "rank_summary": rank_summary,
     }

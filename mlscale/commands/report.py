@@ -55,6 +55,7 @@ def _section(title: str, df, fmt: str) -> str:
 
 def report(args: argparse.Namespace) -> int:
     from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
+    from mlscale.results.plume_table import plume_runtime_table
     from mlscale.results.record import atomic_write_text, load_ranks, load_records
     from mlscale.results.tables import inference_table, rank_table, scaling_list, scaling_table, to_csv, training_table
 
@@ -80,6 +81,9 @@ def report(args: argparse.Namespace) -> int:
     if captions:
         text += "train_accuracy / test_accuracy: " + "; ".join(captions) + "\n\n"
     text += _section("Inference", inference, args.format)
+    plume = plume_runtime_table(ok)  # the seed's methane-plume runtime table, when there are such runs
+    if not plume.empty:
+        text += _section("methane-plume runtime (seed 000 form)", plume, args.format)
     text += "## Scaling\n\n" + (scaling_list(scaling) + "\n" if not scaling.empty else "(no runs)\n\n")
     if args.format == "csv" and not scaling.empty:
         text += to_csv(scaling) + "\n"
@@ -94,7 +98,8 @@ def report(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        for name, df in (("training", training), ("inference", inference), ("scaling", scaling)):
+        tables = (("training", training), ("inference", inference), ("scaling", scaling), ("plume_runtime", plume))
+        for name, df in tables:
             atomic_write_text(out / f"{name}.csv", to_csv(df))
         atomic_write_text(out / "report.md", text)
     if args.html:

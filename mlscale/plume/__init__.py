@@ -1,0 +1,1 @@
+"""Methane-plume saliency: preprocessing, checkpoints, and the cnn / fcn / exact inference methods."""

@@ -1,0 +1,109 @@
+"""Dense saliency methods against the seed's per-pixel tile CNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mlscale.errors import UserError
+from mlscale.plume.checkpoint import build_classifier
+from mlscale.plume.dense import batch_to_space, space_to_batch
+from mlscale.plume.saliency import build_method, context_rows, pad_for_tiles, saliency_cnn, standardise
+
+CPU = torch.device("cpu")
+
+
+def _scrambled(arch: str) -> torch.nn.Module:
+    """A model whose output varies from tile to tile: random weights and BatchNorm statistics."""
+    torch.manual_seed(0)
+    model = build_classifier(arch)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def _scene(lines: int, samples: int, tile: int, context: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    ch4 = rng.normal(100, 150, (lines, samples))
+    ch4[lines // 3 : lines // 3 + 6, samples // 2 : samples // 2 + 9] += 2000  # a bright blob
+    ch4[:2] = -9999  # nodata rows
+    return pad_for_tiles(standardise(ch4, "COVID_QC"), tile, "COVID_QC", context)
+
+
+def test_space_to_batch_round_trip():
+    x = torch.arange(2 * 3 * 8 * 12, dtype=torch.float32).reshape(2, 3, 8, 12)
+    y = space_to_batch(x, 4)
+    assert y.shape == (32, 3, 2, 3)
+    # phase (p, q) of image n holds rows p::4, cols q::4
+    torch.testing.assert_close(y[(1 * 4 + 3) * 2 + 1], x[1, :, 1::4, 3::4])
+    torch.testing.assert_close(batch_to_space(y, 4), x)
+
+
+def test_exact_equals_cnn_on_a_crop():
+    tile = 128
+    model = _scrambled("tilenet")
+    slab = _scene(14, 11, tile)
+    cnn = saliency_cnn(model, slab, tile, batch=32, device=CPU)  # the seed's method, unmodified model
+    exact = build_method("exact", model, tile, batch=1, device=CPU)(slab)
+    assert exact.shape == cnn.shape == (14, 11)
+    assert cnn.std() > 1e-3  # the outputs differ from pixel to pixel, so equality means something
+    np.testing.assert_allclose(exact, cnn, atol=1e-5, rtol=0)
+
+
+def test_exact_refuses_a_padded_network():
+    with pytest.raises(UserError, match="padding-free"):
+        build_method("exact", build_classifier("googlenet"), 256, 1, CPU)
+
+
+@pytest.fixture(scope="module")
+def googlenet_pair() -> tuple[np.ndarray, np.ndarray]:
+    """cnn and fcn maps of a GoogLeNet whose output varies from tile to tile (Kaiming-initialised,
+    scrambled BatchNorm), on a 14x14 crop with 64x64 tiles (small enough for CI)."""
+    model = _scrambled("googlenet")
+    torch.manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight)
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.05)
+    cnn = saliency_cnn(model, _scene(14, 14, 64), 64, batch=40, device=CPU)
+    fcn = build_method("fcn", model, 64, batch=1, device=CPU)(_scene(14, 14, 64, context_rows("fcn", 64)))
+    return cnn, fcn
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def test_fcn_tracks_cnn(googlenet_pair):
+    """GoogLeNet's FCN lines up with its tile CNN: it correlates better with it than shifted copies do."""
+    cnn, fcn = googlenet_pair
+    assert cnn.std() > 1e-3
+    aligned = _corr(cnn, fcn)
+    assert aligned > 0.3
+    assert aligned > _corr(cnn[1:], fcn[:-1]) and aligned > _corr(cnn[:, 2:], fcn[:, :-2])
+
+
+def test_fcn_machinery_is_exact_for_a_padding_free_net():
+    """The fcn path (context rows, fc as 1x1 conv, tile pooling, stitching) reproduces cnn exactly where
+    the network does not pad: what stays between fcn and cnn for GoogLeNet comes from its padding and
+    ceil-mode pooling at tile borders, and its receptive field reaching beyond the tile."""
+    tile = 128
+    model = _scrambled("tilenet")
+    cnn = saliency_cnn(model, _scene(9, 7, tile), tile, batch=32, device=CPU)
+    fcn = build_method("fcn", model, tile, batch=1, device=CPU)(_scene(9, 7, tile, context_rows("fcn", tile)))
+    np.testing.assert_allclose(fcn, cnn, atol=1e-5, rtol=0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: GoogLeNet pads at tile borders, the FCN sees the real "
+    "neighbours there (0.56 at 64 px tiles, 0.84 at 128, 0.39 for the trained 256 px model near a "
+    "plume; docs/methane-plume.md); `exact` with tilenet is the method that equals cnn",
+)
+def test_fcn_reaches_the_goal_correlation(googlenet_pair):
+    cnn, fcn = googlenet_pair
+    assert np.corrcoef(cnn.ravel(), fcn.ravel())[0, 1] >= 0.99
