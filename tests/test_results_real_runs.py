@@ -1,7 +1,8 @@
 """Reports, references, MLPerf logs, monitors and the store on real runs of the `synthetic` workload.
 
 Three real runs (tiny ResNet on 32x32 random images, a few steps): 1 rank, 2 ranks under
-mpirun, and 2 ranks made deliberately slower by 224x224 images (49x the pixels per sample; at 96 px the tiny model was overhead-bound and only ~1.7x slower, inside the tolerance).
+mpirun, and 2 ranks made deliberately slower by 224x224 images (49x the pixels per sample;
+at 96 px the tiny model was overhead-bound and only ~1.7x slower, inside the tolerance).
 """
 
 from __future__ import annotations
