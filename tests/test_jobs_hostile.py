@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_mlscale
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from jobs_standins import execute, generate, install_rank_python, install_standins
 
@@ -70,6 +70,9 @@ def bin_dir(tmp_path_factory):
     flags=st.lists(flag(), max_size=5),
     env_value=hostile_text(0),
 )
+# Found by this test once: a newline in the workload ended the script's title comment.
+@example(system_name="local", sweep_name=" ", python_dir=" ", workload='\n"', flags=[], env_value="")
+@example(system_name="local", sweep_name=" ", python_dir=" ", workload="\n'", flags=[], env_value="")
 def test_hostile_values_reach_the_ranks_verbatim(
     bin_dir, system_name, sweep_name, python_dir, workload, flags, env_value
 ):

@@ -86,6 +86,7 @@ def _templates() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["q"] = shell.quote
+    env.filters["comment"] = shell.comment
     return env
 
 
@@ -176,7 +177,8 @@ def render_script(
         )
         command = shell.join(rank_command(system, launcher, scheduler, point, opts.python))
         # The system may pin OMP_NUM_THREADS (hyperthreads, or fewer threads than cores).
-        runs.append(Run(index, point, system.env.get("OMP_NUM_THREADS", p.omp_threads), command, comment))
+        omp = system.env.get("OMP_NUM_THREADS", p.omp_threads)
+        runs.append(Run(index, point, omp, command, shell.comment(comment)))
     spec = job_spec(
         system, points, safe_name(f"{workload}-{stem}"), f"logs/{stem}", opts, f"0-{len(points) - 1}" if array else None
     )
@@ -188,7 +190,7 @@ def render_script(
         _templates()
         .get_template(scheduler.template)
         .render(
-            title=f"mlscale {what} {stem} of {workload} on {system.label}",
+            title=shell.comment(f"mlscale {what} {stem} of {workload} on {system.label}"),
             system=system,
             scheduler=scheduler,
             job=spec,

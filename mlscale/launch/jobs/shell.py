@@ -34,3 +34,9 @@ def directive_value(value: object, what: str = "value") -> str:
     if not DIRECTIVE_TOKEN.match(text):
         raise UserError(f"{what} {text!r}: only letters, digits and _.,:=+@/%- may appear in a job directive")
     return text
+
+
+def comment(text: object) -> str:
+    """Text for a `# ...` comment line: control characters (a newline would end the
+    comment and start a command) are shown escaped instead."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
