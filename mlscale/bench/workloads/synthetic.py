@@ -58,6 +58,10 @@ class Synthetic(Workload):
         steps = cfg.steps_per_epoch if split == "train" else cfg.test_steps
         return RepeatedBatch((images.to(self.ctx.device), labels.to(self.ctx.device)), steps)
 
+    def build_optimizer(self, params, lr: float):
+        # Plain SGD, as Horovod's pytorch_synthetic_benchmark.py uses (no momentum buffers).
+        return torch.optim.SGD(params, lr=lr)
+
     def build_model(self):
         return build_classifier(self.config.model, self.config.num_classes)
 
