@@ -154,3 +154,23 @@ def test_info_prints_a_workload_parameter_count():
 
     proc = run_mlscale("info", "--json", "--workload", "synthetic")
     assert json.loads(proc.stdout)["workload"]["parameters"] == 25_557_032  # torchvision ResNet-50
+
+
+def test_srun_pmi2_takes_the_local_rank_from_slurm():
+    # What srun --mpi=pmi2 exports (recorded on a real SLURM): PMI rank/size, no PMI local rank.
+    env = {
+        "PMI_FD": "7",
+        "PMI_JOBID": "12.0",
+        "PMI_RANK": "3",
+        "PMI_SIZE": "4",
+        "SLURM_PROCID": "3",
+        "SLURM_LOCALID": "1",
+        "SLURM_NODEID": "1",
+        "SLURM_STEP_NUM_TASKS": "4",
+        "SLURM_STEP_NUM_NODES": "2",
+        "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+        "SLURM_STEP_NODELIST": "cn[1-2]",
+        "SLURM_JOB_ID": "12",
+    }
+    found = detect_environment(env, use_mpi=False)
+    assert (found.rank, found.size, found.local_rank) == (3, 4, 1)

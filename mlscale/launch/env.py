@@ -224,7 +224,8 @@ class MPICH(Launcher):
     priority = 30
     rank_vars = ("PMI_RANK",)
     size_vars = ("PMI_SIZE",)
-    local_rank_vars = ("MPI_LOCALRANKID", "PMI_LOCAL_RANK")
+    # `srun --mpi=pmi2` also sets PMI_RANK/PMI_SIZE but no local rank: SLURM's own then.
+    local_rank_vars = ("MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID")
     local_size_vars = ("MPI_LOCALNRANKS", "PMI_LOCAL_SIZE")
 
 
