@@ -98,3 +98,22 @@ TINY_SYNTHETIC = [
     "2",
     "--no-progress",
 ]
+
+# The `mlscale run` argv that job-script and sweep tests put behind `mlscale launch --`.
+SWEEP_RUN = [
+    "run",
+    "synthetic",
+    "--model",
+    "tiny",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "4",
+    "--steps-per-epoch",
+    "3",
+    "--test-steps",
+    "1",
+    "--image-size",
+    "32",
+    "--no-progress",
+]

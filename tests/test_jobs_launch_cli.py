@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, child_env, run_mlscale
+from conftest import REPO, SWEEP_RUN, child_env, run_mlscale
 
 from mlscale.errors import UserError
 from mlscale.launch.jobs.manifest import sweep_status
@@ -18,23 +18,7 @@ from mlscale.launch.jobs.sweep import plan_sweep
 from mlscale.launch.jobs.system import load_system
 from mlscale.results.record import write_run_dir
 
-TINY = [
-    "run",
-    "synthetic",
-    "--model",
-    "tiny",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "4",
-    "--steps-per-epoch",
-    "3",
-    "--test-steps",
-    "1",
-    "--image-size",
-    "32",
-    "--no-progress",
-]
+TINY = SWEEP_RUN
 
 
 def test_theta_dry_run_prints_aprun_scripts_and_writes_nothing(tmp_path):

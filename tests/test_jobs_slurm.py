@@ -10,30 +10,14 @@ import socket
 import time
 from pathlib import Path
 
-from conftest import REPO, run_mlscale
+from conftest import REPO, SWEEP_RUN, run_mlscale
 from slurm_cluster import LAUNCHER_PREFIXES, SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
 
 from mlscale.launch.env import detect_environment
 from mlscale.launch.jobs.manifest import sweep_status
 
 FIXTURES = REPO / "tests" / "fixtures" / "launcher_env"
-TINY_RUN = [
-    "run",
-    "synthetic",
-    "--model",
-    "tiny",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "4",
-    "--steps-per-epoch",
-    "3",
-    "--test-steps",
-    "1",
-    "--image-size",
-    "32",
-    "--no-progress",
-]
+TINY_RUN = SWEEP_RUN
 
 DUMP = """import json, os, sys
 keep = {{k: v for k, v in os.environ.items() if k.startswith({prefixes!r})}}
