@@ -12,7 +12,6 @@ the ratio of medians is the overhead. Goal: <= 1%.
 from __future__ import annotations
 
 import argparse
-import logging
 import statistics
 import time
 
@@ -20,25 +19,22 @@ import torch
 
 from mlscale.bench import speedups
 from mlscale.bench.config import RunConfig
-from mlscale.bench.runner import Trainer, select_device
+from mlscale.bench.runner import Trainer
 from mlscale.bench.timing import NullTimer, make_timer
 from mlscale.bench.workload import Context
 from mlscale.bench.workloads.synthetic import Synthetic, SyntheticConfig
-from mlscale.launch.comm import create_communicator
-from mlscale.launch.env import detect_environment
 
 
 def build_trainer(model: str, image_size: int, batch: int, steps: int, device: str):
-    env = detect_environment({}, use_mpi=False)
     run = RunConfig(batch_size=batch, device=device, progress=False, backend="single")
-    dev = select_device(device, env)
-    ctx = Context(env, create_communicator("single", env), dev, run, logging.getLogger("bench"))
+    ctx = Context.single_process(run, log_name="bench")
+    dev = ctx.device
     workload = Synthetic(
         SyntheticConfig(model=model, image_size=image_size, num_classes=10, steps_per_epoch=steps), ctx
     )
     net = workload.build_model().to(dev)
     opt = workload.build_optimizer(net.parameters(), 0.01)
-    trainer = Trainer(workload, ctx, net, opt, speedups.Precision(False, dev), make_timer)
+    trainer = Trainer(workload, ctx, net, opt, speedups.Precision(False, dev))
     return trainer, workload.build_data("train"), dev
 
 

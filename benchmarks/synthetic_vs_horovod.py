@@ -145,7 +145,7 @@ def paired_worker(args: argparse.Namespace) -> None:
     comm.broadcast_parameters(net)
     net = comm.wrap_model(net)
     optimizer = comm.wrap_optimizer(workload.build_optimizer(net.parameters(), Synthetic.default_lr), net)
-    trainer = Trainer(workload, ctx, net, optimizer, speedups.Precision(False, device), make_timer)
+    trainer = Trainer(workload, ctx, net, optimizer, speedups.Precision(False, device))
     data = workload.build_data("train")
     images, labels = data.batch
 

@@ -53,6 +53,12 @@ def untrained(tmp_path_factory) -> Path:
     )
 
 
+def _predict(flightline, model, out, method: str, batch: int, *extra, ranks=None, check: bool = True):
+    """`mlscale plume predict` on the CPU (-g -1), as the seed's CLI is called."""
+    args = ("plume", "predict", flightline, "-m", model, "-g", -1, "-b", batch, "-o", out, "--method", method)
+    return run_mlscale(*args, *extra, "--no-progress", ranks=ranks, check=check)
+
+
 def _saliency(path: Path) -> np.ndarray:
     with rasterio.open(path) as ds:  # GDAL reads what we wrote
         assert ds.driver == "ENVI" and ds.dtypes == ("float32",) and ds.nodata == -9999
@@ -117,45 +123,8 @@ def test_train_and_infer_under_mpirun(plume_data, tmp_path):
     assert valid.any() and (~valid).any() and whole[valid].min() >= 0 and whole[valid].max() <= 1
     assert torch.load(ckpt, weights_only=True)["threshold"] == pytest.approx(info["best_f1_threshold"])
 
-    run_mlscale(
-        "plume",
-        "predict",
-        flightline,
-        "-m",
-        ckpt,
-        "-g",
-        -1,
-        "-b",
-        16,
-        "-o",
-        tmp_path / "cnn",
-        "--method",
-        "cnn",
-        "--rows",
-        4,
-        "--record",
-        tmp_path / "runs",
-        "--no-progress",
-        ranks=2,
-    )
-    run_mlscale(
-        "plume",
-        "predict",
-        flightline,
-        "-m",
-        ckpt,
-        "-g",
-        -1,
-        "-b",
-        2,
-        "-o",
-        tmp_path / "exact",
-        "--method",
-        "exact",
-        "--record",
-        tmp_path / "runs",
-        "--no-progress",
-    )
+    _predict(flightline, ckpt, tmp_path / "cnn", "cnn", 16, "--rows", 4, "--record", tmp_path / "runs", ranks=2)
+    _predict(flightline, ckpt, tmp_path / "exact", "exact", 2, "--record", tmp_path / "runs")
     cnn = _saliency(tmp_path / "cnn" / "ang_synth000_ch4mf_img_saliency.img")
     exact = _saliency(tmp_path / "exact" / "ang_synth000_ch4mf_img_saliency.img")
     assert cnn.shape == (4, 36)
@@ -182,23 +151,7 @@ def test_fcn_does_not_depend_on_the_rank_split(plume_data, tmp_path):
     maps = []
     for ranks in (None, 2):
         out = tmp_path / f"out{ranks}"
-        run_mlscale(
-            "plume",
-            "predict",
-            flightline,
-            "-m",
-            ckpt,
-            "-g",
-            -1,
-            "-b",
-            1,
-            "-o",
-            out,
-            "--method",
-            "fcn",
-            "--no-progress",
-            ranks=ranks,
-        )
+        _predict(flightline, ckpt, out, "fcn", 1, ranks=ranks)
         maps.append(_saliency(out / "ang_synth000_ch4mf_img_saliency.img"))
     valid = maps[0] != -9999
     assert maps[0][valid].std() > 1e-4
@@ -222,23 +175,7 @@ def test_bad_input_is_one_line(case, shared_data, plume_data, untrained, tmp_pat
     if case == "exact-googlenet":
         model = save_checkpoint(tmp_path / "g.pt", build_classifier("googlenet"), "googlenet", "COVID_QC", 256)
     out = tmp_path / "out"
-    proc = run_mlscale(
-        "plume",
-        "predict",
-        flightline,
-        "-m",
-        model,
-        "-g",
-        -1,
-        "-b",
-        4,
-        "-o",
-        out,
-        "--method",
-        "exact",
-        "--no-progress",
-        check=False,
-    )
+    proc = _predict(flightline, model, out, "exact", 4, check=False)
     expected = {
         "missing-hdr": f"{flightline}: no ENVI header",
         "bad-header": "not an ENVI header",

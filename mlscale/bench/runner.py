@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -106,8 +107,7 @@ def new_run_id(workload: str, system: str, size: int, env: RankEnv) -> str:
 class Accumulator:
     """Sums of loss and metrics on the device; read once per epoch (no per-step sync)."""
 
-    def __init__(self, device: torch.device):
-        self.device = device
+    def __init__(self):
         self.sums: dict[str, torch.Tensor] = {}
         self.samples = 0
 
@@ -124,7 +124,7 @@ class Accumulator:
         """Sample-weighted means over all ranks' steps."""
         keys = sorted(self.sums)
         local = np.array([float(self.sums[k]) for k in keys] + [self.samples], dtype=np.float64)
-        total = comm.allreduce(local, "sum") if keys or self.samples else local
+        total = comm.allreduce(local, "sum")
         n = total[-1]
         return {k: (float(total[i] / n) if n else None) for i, k in enumerate(keys)}
 
@@ -132,13 +132,12 @@ class Accumulator:
 class Trainer:
     """Holds what one rank needs to run steps; the methods are the phases of a run."""
 
-    def __init__(self, workload: Workload, ctx: Context, model, optimizer, precision, timer_factory):
+    def __init__(self, workload: Workload, ctx: Context, model, optimizer, precision):
         self.workload = workload
         self.ctx = ctx
         self.model = model
         self.optimizer = optimizer
         self.precision = precision
-        self.timer_factory = timer_factory
         self.graphed: speedups.GraphedStep | None = None
         self.show_progress = ctx.run.progress and ctx.rank == 0
 
@@ -168,7 +167,7 @@ class Trainer:
 
     def train_steps(self, data, steps: int, timer: StepTimer, desc: str = "train") -> Accumulator:
         wl, comm, model, opt = self.workload, self.ctx.comm, self.model, self.optimizer
-        acc = Accumulator(self.ctx.device)
+        acc = Accumulator()
         model.train()
         it = iter(data)
         for _ in self._steps(steps, desc):
@@ -200,7 +199,7 @@ class Trainer:
 
     def eval_steps(self, data, steps: int, timer: StepTimer, desc: str, inference: bool = False) -> Accumulator:
         wl, model = self.workload, self.model
-        acc = Accumulator(self.ctx.device)
+        acc = Accumulator()
         model.eval()
         it = iter(data)
         with torch.inference_mode() if inference else torch.no_grad():
@@ -360,7 +359,7 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
     model = speedups.maybe_compile(model, run)
     optimizer = comm.wrap_optimizer(workload.build_optimizer(model.parameters(), lr), model)
     precision = speedups.Precision(run.amp, device)
-    trainer = Trainer(workload, ctx, model, optimizer, precision, make_timer)
+    trainer = Trainer(workload, ctx, model, optimizer, precision)
     setup_time = time.perf_counter() - t_start
 
     meta = {
@@ -679,8 +678,6 @@ def _write_failed(
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
 
 

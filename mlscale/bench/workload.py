@@ -48,6 +48,20 @@ class Context:
     run: RunConfig
     log: logging.Logger
 
+    @classmethod
+    def single_process(cls, run: RunConfig, log_name: str = "mlscale") -> Context:
+        """A one-process context (no launcher, backend `single`, device from `run.device`),
+        for tools that build a workload outside a launched run: `mlscale info --workload`, benchmarks."""
+        import logging
+
+        from mlscale.bench.runner import select_device
+        from mlscale.launch.comm import create_communicator
+        from mlscale.launch.env import detect_environment
+
+        env = detect_environment({}, use_mpi=False)
+        device = select_device(run.device, env)
+        return cls(env, create_communicator("single", env), device, run, logging.getLogger(log_name))
+
     @property
     def rank(self) -> int:
         return self.comm.rank

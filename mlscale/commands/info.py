@@ -65,21 +65,12 @@ def info(args: argparse.Namespace) -> int:
 
 
 def _workload_facts(name: str) -> dict:
-    import logging
-
-    import torch
 
     from mlscale.bench.config import RunConfig
     from mlscale.bench.workload import Context, count_parameters, get_workload
-    from mlscale.launch.comm import create_communicator
-    from mlscale.launch.env import RankEnv
 
     cls = get_workload(name)
-    env = RankEnv("single", 0, 1, 0, 1, 1, "localhost")
-    ctx = Context(
-        env, create_communicator("single", env), torch.device("cpu"), RunConfig(), logging.getLogger("mlscale")
-    )
-    workload = cls(cls.Config(), ctx)
+    workload = cls(cls.Config(), Context.single_process(RunConfig(device="cpu")))
     model = workload.build_model()
     return {
         "workload": name,
