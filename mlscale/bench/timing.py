@@ -31,28 +31,37 @@ class StepTimer:
         self._steps: list[list[Any]] = []
         self._current: list[Any] = []
 
-    def _stamp(self) -> Any:
-        return time.perf_counter()
+    # Stamps a complete step holds: its start and one per phase.
+    extra_stamps = 1
 
     def step_start(self) -> None:
         self._current = [time.perf_counter()]
         self._steps.append(self._current)
 
     def mark(self, phase: str) -> None:
-        # data_wait is host time even on a GPU; later phases use the device clock.
-        self._current.append(time.perf_counter() if phase == "data_wait" else self._stamp())
+        self._current.append(time.perf_counter())
+
+    def _durations(self, steps: list[list[Any]]) -> np.ndarray:
+        stamps = np.array(steps, dtype=np.float64).reshape(-1, len(self.phases) + 1)
+        return np.diff(stamps, axis=1)  # one vectorised pass, not a Python loop per step
 
     def epoch_end(self) -> dict[str, np.ndarray]:
-        """Per-phase arrays of step durations (seconds) for the steps since the last call."""
+        """Per-phase arrays of step durations (seconds) for the steps since the last call;
+        steps left incomplete (a loop that broke off mid-step) are dropped."""
         steps, self._steps = self._steps, []
-        complete = [s for s in steps if len(s) == len(self.phases) + 1]
-        stamps = np.array(complete, dtype=np.float64).reshape(-1, len(self.phases) + 1)
-        table = np.diff(stamps, axis=1)  # one vectorised pass, not a Python loop per step
+        complete = [s for s in steps if len(s) == len(self.phases) + self.extra_stamps]
+        table = self._durations(complete).reshape(-1, len(self.phases))
         return {phase: table[:, i] for i, phase in enumerate(self.phases)}
 
 
 class CudaStepTimer(StepTimer):
-    """Device-clock timer: phases after data_wait are timed with CUDA events."""
+    """Device-clock timer: phases after data_wait are timed with CUDA events.
+
+    A step holds [t0, t_data (host clock), ev_data, ev_h2d, ev_fwd, ...]: data_wait
+    is host time; the device phases run from the event recorded when the batch arrived.
+    """
+
+    extra_stamps = 2
 
     def __init__(self, phases: tuple[str, ...] = PHASES):
         super().__init__(phases)
@@ -62,7 +71,7 @@ class CudaStepTimer(StepTimer):
         self._pool: list[Any] = []
         self._used = 0
 
-    def _stamp(self) -> Any:
+    def _event(self) -> Any:
         # Reuse events between epochs; creating them is not free.
         if self._used == len(self._pool):
             self._pool.append(self._torch.cuda.Event(enable_timing=True))
@@ -71,29 +80,21 @@ class CudaStepTimer(StepTimer):
         event.record()
         return event
 
-    def _durations(self, step: list[Any]) -> list[float]:
-        # step = [t0, t_data (host clock), ev_data, ev_h2d, ev_fwd, ...]: data_wait
-        # is host time; device phases run from the event recorded when the batch
-        # arrived.
-        out = [step[1] - step[0]]
-        events = step[2:]
-        out += [a.elapsed_time(b) / 1e3 for a, b in zip(events, events[1:])]
-        return out
-
     def mark(self, phase: str) -> None:
         if phase == "data_wait":
             self._current.append(time.perf_counter())
-            self._current.append(self._stamp())  # device-side start of h2d
+            self._current.append(self._event())  # device-side start of h2d
         else:
-            self._current.append(self._stamp())
+            self._current.append(self._event())
 
-    def epoch_end(self) -> dict[str, np.ndarray]:
-        self._torch.cuda.synchronize()
-        steps, self._steps = self._steps, []
-        complete = [s for s in steps if len(s) == len(self.phases) + 2]
-        table = np.array([self._durations(s) for s in complete], dtype=np.float64).reshape(-1, len(self.phases))
+    def _durations(self, steps: list[list[Any]]) -> np.ndarray:
+        self._torch.cuda.synchronize()  # the one synchronisation: events are read only now
+        rows = []
+        for step in steps:
+            events = step[2:]
+            rows.append([step[1] - step[0], *(a.elapsed_time(b) / 1e3 for a, b in zip(events, events[1:]))])
         self._used = 0
-        return {phase: table[:, i] for i, phase in enumerate(self.phases)}
+        return np.array(rows, dtype=np.float64)
 
 
 class NullTimer(StepTimer):
