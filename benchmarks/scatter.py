@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlscale.io.cosmic_loader import CosmicLoader
+from mlscale.io.cosmic_loader import PACKED_DTYPE, CosmicLoader
 from mlscale.io.larcv import LarcvFile, LarcvWriter, densify, densify_labels
 from mlscale.io.larcv_synth import EventGenerator, SynthParams
 from mlscale.launch.comm import create_communicator
@@ -42,8 +42,8 @@ class TimedComm:
         self.seconds += time.perf_counter() - t
         return out
 
-    def scatter_array(self, chunks, root=0):
-        return self._timed(self.comm.scatter_array, chunks, root)
+    def scatter_array(self, chunks, root=0, out=None):
+        return self._timed(self.comm.scatter_array, chunks, root, out)
 
     def bcast(self, obj, root=0):
         return self._timed(self.comm.bcast, obj, root)
@@ -52,16 +52,17 @@ class TimedComm:
 def pure_scatter_seconds(comm, loader: CosmicLoader, path: Path, global_batch: int) -> float:
     """An epoch's worth of scatters of real packed buffers, every rank waiting in the
     collective already: the communication itself, without the read/densify imbalance."""
-    chunks = None
+    packed = None
     if comm.is_root:
         loader.file = LarcvFile(path)
-        chunks = [c.view(np.uint8) for c in loader._packed_global_batch(np.arange(global_batch))]
+        packed = loader._packed_global_batch(np.arange(global_batch))
         loader.file.close()
+    out = np.empty((loader.local_batch, loader.max_voxels), dtype=PACKED_DTYPE)
     steps = len(loader)
     comm.barrier()
     t = time.perf_counter()
     for _ in range(steps):
-        comm.scatter_array(chunks)
+        comm.scatter_array(packed, out=out)  # as the loader calls it
     return comm.allreduce(time.perf_counter() - t, "max")
 
 

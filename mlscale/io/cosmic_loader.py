@@ -276,10 +276,11 @@ class CosmicLoader:
         size, rank = self.comm.size, self.comm.rank
         plan = epoch_plan(self.n_entries, self.global_batch, size, epoch, self.seed, self.shuffle)
         q = self._start(lambda: (self._packed_global_batch(p) for p in plan)) if self.comm.is_root else None
+        # Every rank knows the buffer shape, so only the data travels, into one receive buffer per epoch
+        # (each step's batch is densified out of it before the next step overwrites it).
+        buf = np.empty((self.local_batch, self.max_voxels), dtype=PACKED_DTYPE)
         for step in range(len(plan)):
-            # Buffers travel as raw bytes: every backend scatters uint8, whatever the record layout.
-            chunks = [c.view(np.uint8) for c in self._take(q)] if q is not None else None
-            buf = self.comm.scatter_array(chunks).view(PACKED_DTYPE)
+            self.comm.scatter_array(self._take(q) if q is not None else None, out=buf)
             self.stats.bytes_received += buf.nbytes
             self.stats.batches += 1
             yield self._unpack(buf, plan[step, rank])
