@@ -10,8 +10,9 @@ lies (one `chunk_iter` pass per dataset and open file); a slice then costs:
 - one inflate per chunk, straight into a preallocated output buffer, by
   libdeflate (the `deflate` package: knows the output size, checks the adler32,
   about 2x zlib), or zlib where it is missing. Both release the GIL, so the
-  chunks of a slice are split into a few large tasks, one per core, that inflate
-  in parallel (one task per chunk would cost more in hand-offs than it saves);
+  chunks of a slice are inflated in parallel, in groups of several chunks that
+  the calling thread and a few pool threads take in turn (one pool task per
+  chunk would cost more in hand-offs than it saves);
 - nothing for the chunk shared with the previous slice (kept from the last read),
   which event-by-event reading would otherwise inflate twice.
 
@@ -47,7 +48,7 @@ def _inflate_zlib(raw, size: int):
 INFLATERS = {"libdeflate": _inflate_libdeflate, "zlib": _inflate_zlib}
 # MLSCALE_H5_INFLATE picks one (benchmarks compare them); default: the fastest installed.
 INFLATER = os.environ.get("MLSCALE_H5_INFLATE") or ("libdeflate" if _libdeflate is not None else "zlib")
-# Fewest chunks per thread-pool task: below this a hand-off costs more than the inflate it moves.
+# Chunks a thread takes at a time; fewer would cost more in hand-offs than the inflate they move.
 CHUNKS_PER_TASK = int(os.environ.get("MLSCALE_H5_CHUNKS_PER_TASK", "8"))
 WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
@@ -130,44 +131,58 @@ class ChunkedSlices:
         return out.view(self.dtype)[start : start + (hi - lo)]
 
     def _load(self, a: int, b: int, out: np.ndarray, base: int) -> None:
-        """Inflate chunks a..b-1 into `out`, whose first chunk is `base`: a few large tasks, the last one here."""
-        n_tasks = min(WORKERS, (b - a) // CHUNKS_PER_TASK)
-        if n_tasks <= 1:
+        """Inflate chunks a..b-1 into `out`, whose first chunk is `base`.
+
+        The chunks go in groups of CHUNKS_PER_TASK to whichever thread asks next: this
+        one and up to WORKERS - 1 pool threads. This thread never waits for a pool thread
+        that has not started (on a busy machine it may start late): it does the work
+        itself and waits only for groups already being inflated elsewhere."""
+        n_groups = -(-(b - a) // CHUNKS_PER_TASK)
+        helpers = min(WORKERS, n_groups) - 1
+        if helpers <= 0:
             self._load_span(a, b, out, base)
             return
-        bounds = [a + (b - a) * i // n_tasks for i in range(n_tasks + 1)]
-        futures = [_pool().submit(self._load_span, bounds[i], bounds[i + 1], out, base) for i in range(n_tasks - 1)]
+        groups = iter(range(a, b, CHUNKS_PER_TASK))  # next() on it is atomic under the GIL
+
+        def work() -> None:
+            for k in groups:
+                self._load_span(k, min(k + CHUNKS_PER_TASK, b), out, base)
+
+        futures = [_pool().submit(work) for _ in range(helpers)]
         try:
-            self._load_span(bounds[-2], bounds[-1], out, base)
+            work()
         finally:
+            for _ in groups:  # after an error: leave nothing for the pool threads to start
+                pass
             for future in futures:
-                future.result()
+                if not future.cancel():
+                    future.result()
 
     def _load_span(self, a: int, b: int, out: np.ndarray, base: int) -> None:
         offsets, sizes, cb = self._offsets, self._sizes, self.chunk_bytes
         assert offsets is not None
+        inflate = self.inflate if self.gzip else None
+        target = memoryview(out)
         k = a
         while k < b:
             # One pread for the run of chunks that follow each other in the file.
             end = k + 1
             while end < b and offsets[end] == offsets[end - 1] + sizes[end - 1]:
                 end += 1
-            span = offsets[end - 1] + sizes[end - 1] - offsets[k]
-            raw = os.pread(self.fd, span, offsets[k])
+            start = offsets[k]
+            span = offsets[end - 1] + sizes[end - 1] - start
+            raw = memoryview(os.pread(self.fd, span, start))
             if len(raw) != span:
                 raise OSError(f"chunk {k}: file truncated ({len(raw)} of {span} bytes)")
-            view = memoryview(raw)
             for j in range(k, end):
-                at = (j - base) * cb
-                piece = view[offsets[j] - offsets[k] : offsets[j] - offsets[k] + sizes[j]]
-                if not self.gzip:
-                    data = piece
-                else:
+                data = raw[offsets[j] - start : offsets[j] - start + sizes[j]]
+                if inflate is not None:
                     try:
-                        data = self.inflate(piece, cb)
+                        data = inflate(data, cb)
                     except (DeflateError, zlib.error) as err:  # a damaged chunk
                         raise OSError(f"chunk {j} does not inflate ({err})") from None
                 if len(data) != cb:
                     raise OSError(f"chunk {j} holds {len(data)} bytes, expected {cb}")
-                out[at : at + cb] = np.frombuffer(data, dtype=np.uint8)
+                at = (j - base) * cb
+                target[at : at + cb] = data
             k = end

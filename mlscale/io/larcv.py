@@ -144,15 +144,15 @@ class LarcvFile:
             self.h5 = h5py.File(self.path, "r")
         except OSError as err:
             raise UserError(f"{self.path}: not a readable HDF5 file ({_short(err)})") from None
-        if "Data" not in self.h5 or "Events" not in self.h5 or "event_id" not in self.h5["Events"]:
+        self._data, event_id = self.h5.get("Data"), self.h5.get("Events/event_id")
+        if not isinstance(self._data, h5py.Group) or not isinstance(event_id, h5py.Dataset):
             self.h5.close()
             raise UserError(f"{self.path}: not a larcv3 file (no Data group or Events/event_id dataset)")
-        self._data = self.h5["Data"]
         self._index: dict[str, tuple[np.ndarray, np.ndarray, tuple[int, int]]] = {}
         self._datasets: dict[str, dict[str, h5py.Dataset]] = {}
         self._voxels: dict[str, ChunkedSlices] = {}
         self._fd = os.open(self.path, os.O_RDONLY)
-        self.n_entries = int(self.h5["Events/event_id"].shape[0])
+        self.n_entries = int(event_id.shape[0])
 
     def close(self) -> None:
         self.h5.close()
@@ -194,7 +194,11 @@ class LarcvFile:
     def _read(self, producer: str, dataset: str) -> np.ndarray:
         ds = self._group(producer)[dataset]
         try:
-            return ds[()]
+            # The whole dataset through the low-level call: a third of the overhead of ds[()].
+            rows = np.empty(ds.shape, dtype=ds.dtype)
+            if rows.size:
+                ds.id.read(h5py.h5s.ALL, h5py.h5s.ALL, rows)
+            return rows
         except (OSError, ValueError, KeyError) as err:
             raise UserError(f"{self._where(producer, dataset)}: unreadable ({_short(err)})") from None
 
