@@ -91,6 +91,7 @@ class CosmicLoader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.file: LarcvFile | None = None
+        self._recv: np.ndarray | None = None  # strategy scatter's receive buffer
         # The root checks the file and tells everyone what they need to allocate buffers, or the
         # error, so every rank fails with the same one-line message.
         facts = comm.bcast(self._open_and_inspect() if comm.is_root else None)
@@ -276,9 +277,12 @@ class CosmicLoader:
         size, rank = self.comm.size, self.comm.rank
         plan = epoch_plan(self.n_entries, self.global_batch, size, epoch, self.seed, self.shuffle)
         q = self._start(lambda: (self._packed_global_batch(p) for p in plan)) if self.comm.is_root else None
-        # Every rank knows the buffer shape, so only the data travels, into one receive buffer per epoch
-        # (each step's batch is densified out of it before the next step overwrites it).
-        buf = np.empty((self.local_batch, self.max_voxels), dtype=PACKED_DTYPE)
+        # Every rank knows the buffer shape, so only the data travels, into one receive buffer for the
+        # loader's life (each step's batch is densified out of it before the next step overwrites it;
+        # a fresh one per step would page-fault in again every time).
+        if self._recv is None:
+            self._recv = np.zeros((self.local_batch, self.max_voxels), dtype=PACKED_DTYPE)
+        buf = self._recv
         for step in range(len(plan)):
             self.comm.scatter_array(self._take(q) if q is not None else None, out=buf)
             self.stats.bytes_received += buf.nbytes
