@@ -37,15 +37,12 @@ except ImportError:  # pragma: no cover - deflate is in requirements/base.txt
     DeflateError = zlib.error
 
 
-def _inflate_libdeflate(raw, size: int):
-    return _libdeflate(raw, size)
-
-
-def _inflate_zlib(raw, size: int):
+def _zlib(raw, size: int):
     return zlib.decompress(raw, bufsize=size + 1)
 
 
-INFLATERS = {"libdeflate": _inflate_libdeflate, "zlib": _inflate_zlib}
+# inflate(compressed chunk, its inflated size) -> the bytes
+INFLATERS = {"zlib": _zlib} | ({"libdeflate": _libdeflate} if _libdeflate is not None else {})
 # MLSCALE_H5_INFLATE picks one (benchmarks compare them); default: the fastest installed.
 INFLATER = os.environ.get("MLSCALE_H5_INFLATE") or ("libdeflate" if _libdeflate is not None else "zlib")
 # Chunks a thread takes at a time; fewer would cost more in hand-offs than the inflate they move.
