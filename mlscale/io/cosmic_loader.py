@@ -178,6 +178,13 @@ class CosmicLoader:
     def _packed_global_batch(self, entries: np.ndarray) -> np.ndarray:
         """[size, L, max_voxels] fixed-size buffers; index = plane * H * W + larcv id."""
         charge, labels = self._read(entries.reshape(-1))
+        if not np.array_equal(labels.ids, charge.ids):
+            # One slot carries a voxel's charge and its label; the file only promised equal counts.
+            image, label = self.producers
+            raise UserError(
+                f"{self.path}: Data/sparse2d_{label}_group/voxels: label voxels are not the "
+                f"Data/sparse2d_{image}_group voxels (--io-strategy scatter needs them to be; indices or shard do not)"
+            )
         sizes = charge.event_sizes()
         if sizes.max(initial=0) > self.max_voxels:
             raise UserError(f"{self.path}: an event has more voxels than the largest one indexed")
