@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import zlib
 
 import h5py
@@ -36,6 +37,7 @@ def tasks(request, monkeypatch):
     if request.param == "parallel":
         monkeypatch.setattr(h5chunks, "WORKERS", 4)
         monkeypatch.setattr(h5chunks, "CHUNKS_PER_TASK", 2)
+        monkeypatch.setattr(h5chunks, "idle_cores", lambda: 4)  # whatever the machine's load
     else:
         monkeypatch.setattr(h5chunks, "WORKERS", 1)
     return request.param
@@ -60,10 +62,18 @@ def _check_slices(path, name: str, slices) -> ChunkedSlices:
 
 @pytest.mark.parametrize("inflater", sorted(h5chunks.INFLATERS))
 def test_slices_match_h5py(real, tasks, inflater, monkeypatch):
-    monkeypatch.setattr(h5chunks, "INFLATER", inflater)
+    threads = set()
+
+    def inflate(raw, size):
+        threads.add(threading.current_thread().name.split("_")[0])
+        return h5chunks.INFLATERS[inflater](raw, size)
+
+    monkeypatch.setitem(h5chunks.INFLATERS, "recording", inflate)
+    monkeypatch.setattr(h5chunks, "INFLATER", "recording")
     # Consecutive slices share a chunk: the kept one must be the right one, also after a jump back.
     consecutive = [(0, 1500), (1500, 3200), (3200, 3201), (3201, 9000), (100, 2100)]
     _check_slices(real, VOXELS, SLICES + consecutive)
+    assert threads == ({"MainThread", "h5inflate"} if tasks == "parallel" else {"MainThread"})
 
 
 def test_chunks_out_of_file_order(real, tasks, tmp_path):
@@ -99,6 +109,7 @@ def test_chunks_out_of_file_order(real, tasks, tmp_path):
 def test_damaged_chunk_in_a_pool_task_is_a_one_line_error(real, tmp_path, monkeypatch):
     monkeypatch.setattr(h5chunks, "WORKERS", 4)
     monkeypatch.setattr(h5chunks, "CHUNKS_PER_TASK", 2)
+    monkeypatch.setattr(h5chunks, "idle_cores", lambda: 4)
     damaged = tmp_path / "damaged.h5"
     shutil.copy(real, damaged)
     with h5py.File(damaged, "r") as f:

@@ -59,6 +59,15 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+def idle_cores() -> int:
+    """Cores with nothing to run, by the 1-minute load average, counting this thread's own core.
+
+    Threads inflating on a core that is already busy take turns at the GIL instead of
+    running side by side, and each turn is a context switch: a few microseconds per
+    chunk lost, not gained. So the pool is used only where the load leaves cores idle."""
+    return WORKERS - int(os.getloadavg()[0] + 0.5) + 1
+
+
 def _same_layout(ds: h5py.Dataset) -> bool:
     """True when the file's element type is byte for byte the numpy dtype h5py gives it."""
     try:
@@ -135,7 +144,7 @@ class ChunkedSlices:
         that has not started (on a busy machine it may start late): it does the work
         itself and waits only for groups already being inflated elsewhere."""
         n_groups = -(-(b - a) // CHUNKS_PER_TASK)
-        helpers = min(WORKERS, n_groups) - 1
+        helpers = min(WORKERS, n_groups, idle_cores()) - 1
         if helpers <= 0:
             self._load_span(a, b, out, base)
             return
