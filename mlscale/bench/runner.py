@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mlscale.bench import speedups
+from mlscale.bench import speedups, weights
 from mlscale.bench.config import RunConfig
 from mlscale.bench.gcpolicy import GcPolicy
 from mlscale.bench.observers import load_observers
@@ -358,7 +358,12 @@ def _execute(
     workload: Workload, ctx: Context, lr: float, observers, staging: Path, t_start: float, gc_policy: GcPolicy
 ) -> dict:
     run, comm, device, log = ctx.run, ctx.comm, ctx.device, ctx.log
+    if run.save_weights and comm.rank == 0:
+        weights.check_writable(run.save_weights)
     model = workload.build_model().to(device)
+    if run.weights:
+        weights.load_weights(model, run.weights)
+    bare_model = model  # the wrappers below share its parameters
     info = {"parameters": count_parameters(model), **workload.info()}
     model = speedups.prepare_model(model, run)
     comm.broadcast_parameters(model)
@@ -494,6 +499,9 @@ def _execute(
         )
 
     bench_time = time.perf_counter() - t_bench
+    if run.save_weights and run.mode == "train" and comm.rank == 0:
+        weights.save_weights(bare_model, run.save_weights)
+        log.info("saved the model's weights to %s", run.save_weights)
     rank_summary = {
         "rank": comm.rank,
         "local_rank": ctx.env.local_rank,
