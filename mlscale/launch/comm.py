@@ -114,6 +114,34 @@ class Communicator(Registered):
     def wrap_model(self, model):
         return model
 
+    def eval_with_root_buffers(self, model):
+        """Evaluate with rank 0's buffers (batch-norm running statistics), as DDP does.
+
+        DDP (broadcast_buffers=True) sends rank 0's buffers to every rank before each forward, so
+        rank 0's buffers only ever see rank 0's batches and every rank evaluates with them. Backends
+        without that leave each rank its own. Rank 0's buffers are the same either way, so one
+        broadcast (`_broadcast_tensors`) on the first evaluation forward after training gives DDP's
+        numbers at a fraction of its traffic. Backends call this from `wrap_model`.
+        """
+        buffers = [b for b in model.buffers() if b is not None]
+        if not buffers or self.size == 1:
+            return model
+        stale = {"buffers": True}
+
+        def before_forward(module, args):
+            if module.training:
+                stale["buffers"] = True
+            elif stale["buffers"]:
+                self._broadcast_tensors(buffers)
+                stale["buffers"] = False
+
+        model.register_forward_pre_hook(before_forward)
+        return model
+
+    def _broadcast_tensors(self, tensors: list) -> None:
+        """Overwrite `tensors` on every rank with rank 0's values (backends that use eval_with_root_buffers)."""
+        raise NotImplementedError
+
     def wrap_optimizer(self, optimizer, model):
         return optimizer
 
