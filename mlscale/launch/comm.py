@@ -69,12 +69,25 @@ class Communicator(Registered):
     def bcast(self, obj: Any, root: int = 0) -> Any:
         raise NotImplementedError
 
-    def scatter_array(self, chunks: Sequence[np.ndarray] | None, root: int = 0) -> np.ndarray:
+    def scatter_array(
+        self, chunks: Sequence[np.ndarray] | None, root: int = 0, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Scatter equal-shaped numpy buffers: rank i gets chunks[i] from the root.
 
-        Only the root passes `chunks` (one per rank, same shape and dtype); the
-        shape travels first so other ranks can allocate their receive buffer.
+        Only the root passes `chunks` (one per rank, same shape and dtype; or one
+        contiguous array whose first axis runs over the ranks); the shape travels
+        first so other ranks can allocate their receive buffer. Ranks that already
+        know it pass `out` (every rank, the same shape and dtype): then only the
+        data travels, into `out`.
         """
+        if out is not None:
+            send = None
+            if self.rank == root:
+                send = np.ascontiguousarray(chunks).reshape(self.size, -1).view(np.uint8)
+                if send.shape[1] != out.nbytes:
+                    raise ValueError(f"scatter_array: chunks of {send.shape[1]} bytes into `out` of {out.nbytes}")
+            self._scatter_into(send, out.reshape(-1).view(np.uint8), root)
+            return out
         if self.rank == root:
             if chunks is None or len(chunks) != self.size:
                 raise ValueError(f"scatter_array needs {self.size} chunks on the root")
