@@ -10,6 +10,9 @@ as rank 0's mean x size.
 mlscale: `mlscale run synthetic --backend horovod` with the same ranks, per-rank batch, model and
 number of timed steps (warm-up as --warmup-steps); its total is all ranks' samples over the slowest
 rank's training time (record.json), and rank 0's rate x size (ranks.jsonl) is shown beside it.
+`--gc python` runs mlscale with the interpreter's default garbage collection instead of its default
+`freeze` policy: a full collection then stalls one step per epoch for 100-200 ms, which Horovod's
+procedure never sees because timeit switches collection off while it times.
 
 Both run under the same launcher (`mpirun -np R` by default), alternately, `--repeats` times; the
 ratio (mlscale / Horovod, same way of totalling: rank 0's rate x size) uses the medians. Goal >= 0.99.
@@ -50,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="alternating runs of each side")
     p.add_argument("--launcher", choices=("mpirun", "horovodrun-gloo"), default="mpirun")
     p.add_argument("--paired-rounds", type=int, default=8, help="rounds of the in-process A/B (0: skip it)")
+    p.add_argument("--gc", default="freeze", help="mlscale's --gc policy (python: the interpreter's default)")
     p.add_argument("--worker", choices=("horovod", "paired"), help=argparse.SUPPRESS)  # one rank of a launch
     return p.parse_args(argv)
 
@@ -227,7 +231,7 @@ def run_mlscale(args: argparse.Namespace) -> dict:
         flags = (
             f"--backend horovod --model {args.model} --image-size {args.image_size} --num-classes {args.num_classes} "
             f"--batch-size {args.batch_size} --warmup-steps {args.num_warmup_batches} --steps-per-epoch {steps} "
-            "--test-steps 1 --epochs 1 --no-progress --run-id bench"
+            f"--test-steps 1 --epochs 1 --no-progress --run-id bench --gc {args.gc}"
         )
         launch(args, ["-m", "mlscale", "run", "synthetic", *flags.split(), "--out", tmp])
         run_dir = Path(tmp) / "bench"

@@ -33,6 +33,7 @@ def test_collectives_on_two_ranks(backend):
         assert r["bcast"] == {"from": 0}
         assert r["scatter_ids"] == [100 * r["rank"] + i for i in range(3)]
         assert r["scatter_values"] == [r["rank"] + 0.5] * 3
+        assert r["scatter_into_ids"] == r["scatter_ids"]
     assert results[0]["gather"] == [{"r": 0}, {"r": 1}]
     assert results[1]["gather"] is None
 

@@ -45,7 +45,7 @@ def _constant_baselines(test_file: Path) -> dict[str, float]:
 def test_it_learns_and_writes_predictions(data_dir, tmp_path):
     run_mlscale("run", "cosmic-tagger", "--data", data_dir, *SMALL_NET, "--backend", "single", "--batch-size", 4,
                 "--epochs", 2, "--lr", "3e-3", "--infer", "--out", tmp_path, "--run-id", "learn",
-                "--no-progress", timeout=400)  # fmt: skip
+                "--save-weights", tmp_path / "uresnet.pt", "--no-progress", timeout=400)  # fmt: skip
     record = _record(tmp_path, "learn")
     last = record["epoch_stats"][-1]["test_metrics"]
     base = _constant_baselines(data_dir / "cosmic_tagging_test.h5")
@@ -69,6 +69,15 @@ def test_it_learns_and_writes_predictions(data_dir, tmp_path):
         assert np.array_equal(pred.event_ids(), src.event_ids())
         agree = float((predicted.values == truth.values).mean())
         assert agree > 0.6, agree
+    # A later inference-only run from the saved weights predicts exactly what the trained run did.
+    run_mlscale("run", "cosmic-tagger", "--data", data_dir, *SMALL_NET, "--backend", "single", "--batch-size", 4,
+                "--mode", "inference", "--weights", tmp_path / "uresnet.pt", "--out", tmp_path, "--run-id", "again",
+                "--no-progress")  # fmt: skip
+    with (
+        LarcvFile(tmp_path / "learn" / "predictions.h5") as first,
+        LarcvFile(tmp_path / "again" / "predictions.h5") as again,
+    ):
+        assert np.array_equal(first.read(producer).values, again.read(producer).values)
 
 
 @pytest.mark.slow

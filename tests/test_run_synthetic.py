@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import TINY_SYNTHETIC, run_mlscale
 
@@ -102,6 +103,17 @@ def test_mpi_backend_trains_identically_on_every_rank(tmp_path):
     rec = _record(tmp_path, "m")
     assert rec["backend"] == "mpi" and rec["num_ranks"] == 2
     assert rec["epoch_stats"][1]["train_loss"] < rec["epoch_stats"][0]["train_loss"] + 1.0
+
+
+def test_mpi_backend_matches_ddp_losses_including_evaluation(tmp_path):
+    """Same seed and global batch: the mpi backend trains and evaluates like DDP. The test loss
+    depends on the batch-norm running statistics, which DDP takes from rank 0 on every rank."""
+    losses = {}
+    for backend in ("ddp", "mpi"):
+        run_mlscale("run", "synthetic", *TINY, "--backend", backend, "--out", tmp_path, "--run-id", backend, ranks=2)
+        losses[backend] = [[e["train_loss"], e["test_loss"]] for e in _record(tmp_path, backend)["epoch_stats"]]
+    assert losses["ddp"][0][0] != losses["ddp"][-1][0], "training did not change the loss"
+    np.testing.assert_allclose(losses["mpi"], losses["ddp"], rtol=1e-4)
 
 
 def test_global_batch_must_divide_by_ranks(tmp_path):

@@ -56,6 +56,14 @@ class RunConfig:
     out: str = opt("runs", "results root: the run directory is created inside it", metavar="DIR")
     run_id: str | None = opt(None, "name of the run directory (default: generated, unique)")
     progress: bool = opt(True, "tqdm progress bars on rank 0")
+    weights: str = opt("", "model weights to start from (a state_dict, e.g. from --save-weights)", metavar="PATH")
+    save_weights: str = opt("", "after training, rank 0 writes the model's state_dict here", metavar="PATH")
+    gc: str = opt(
+        "freeze",
+        "Python garbage collection in timed steps: freeze (freeze set-up objects so full collections skip them), "
+        "manual (also no automatic collection inside an epoch; collect between epochs), python (default behaviour)",
+        choices=("freeze", "manual", "python"),
+    )
 
 
 def _flag(name: str) -> str:

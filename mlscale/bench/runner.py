@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mlscale.bench import speedups
+from mlscale.bench import speedups, weights
 from mlscale.bench.config import RunConfig
+from mlscale.bench.gcpolicy import GcPolicy
 from mlscale.bench.observers import load_observers
 from mlscale.bench.timing import EVAL_PHASES, PHASES, StepTimer, make_timer, phase_stats
 from mlscale.bench.workload import Context, Workload, count_parameters
@@ -308,8 +309,9 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
 
     status, error = "ok", None
     result: dict[str, Any] = {}
+    gc_policy = GcPolicy(run.gc)
     try:
-        result = _execute(workload, ctx, lr, observers, staging, t_start)
+        result = _execute(workload, ctx, lr, observers, staging, t_start, gc_policy)
     except UserError:
         if comm.rank == 0:
             _remove_tree(staging)  # nothing half-written
@@ -322,8 +324,11 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
         if comm.rank == 0:
             _write_failed(run, workload_cls, env, comm, run_id, started_at, error, collected.lines)
         raise
-    for obs in observers:
-        obs.run_end(status)
+    else:
+        for obs in observers:
+            obs.run_end(status)
+    finally:
+        gc_policy.end()  # after the observers' run_end: the gc observer stops counting first
 
     summary = result["rank_summary"]
     summary["log"] = collected.lines
@@ -349,9 +354,16 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
     return path
 
 
-def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Path, t_start: float) -> dict:
+def _execute(
+    workload: Workload, ctx: Context, lr: float, observers, staging: Path, t_start: float, gc_policy: GcPolicy
+) -> dict:
     run, comm, device, log = ctx.run, ctx.comm, ctx.device, ctx.log
+    if run.save_weights and comm.rank == 0:
+        weights.check_writable(run.save_weights)
     model = workload.build_model().to(device)
+    if run.weights:
+        weights.load_weights(model, run.weights)
+    bare_model = model  # the wrappers below share its parameters
     info = {"parameters": count_parameters(model), **workload.info()}
     model = speedups.prepare_model(model, run)
     comm.broadcast_parameters(model)
@@ -370,6 +382,7 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
         "batch_size": run.batch_size,
         "epochs": run.epochs,
     }
+    gc_policy.before_timed()  # after set-up: later full collections skip the set-up's objects
     for obs in observers:
         obs.run_start(meta)
 
@@ -416,6 +429,7 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
             epoch_stats.append(stats)
             for obs in observers:
                 obs.epoch_end(epoch, stats)
+            gc_policy.between_epochs()
             log.info(
                 "epoch %d: train %.3fs (%.1f samples/s), test %.3fs, train loss %s, test loss %s",
                 epoch,
@@ -485,6 +499,9 @@ def _execute(workload: Workload, ctx: Context, lr: float, observers, staging: Pa
         )
 
     bench_time = time.perf_counter() - t_bench
+    if run.save_weights and run.mode == "train" and comm.rank == 0:
+        weights.save_weights(bare_model, run.save_weights)
+        log.info("saved the model's weights to %s", run.save_weights)
     rank_summary = {
         "rank": comm.rank,
         "local_rank": ctx.env.local_rank,

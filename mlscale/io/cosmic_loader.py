@@ -91,6 +91,7 @@ class CosmicLoader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self.file: LarcvFile | None = None
+        self._recv: np.ndarray | None = None  # strategy scatter's receive buffer
         # The root checks the file and tells everyone what they need to allocate buffers, or the
         # error, so every rank fails with the same one-line message.
         facts = comm.bcast(self._open_and_inspect() if comm.is_root else None)
@@ -177,6 +178,13 @@ class CosmicLoader:
     def _packed_global_batch(self, entries: np.ndarray) -> np.ndarray:
         """[size, L, max_voxels] fixed-size buffers; index = plane * H * W + larcv id."""
         charge, labels = self._read(entries.reshape(-1))
+        if not np.array_equal(labels.ids, charge.ids):
+            # One slot carries a voxel's charge and its label; the file only promised equal counts.
+            image, label = self.producers
+            raise UserError(
+                f"{self.path}: Data/sparse2d_{label}_group/voxels: label voxels are not the "
+                f"Data/sparse2d_{image}_group voxels (--io-strategy scatter needs them to be; indices or shard do not)"
+            )
         sizes = charge.event_sizes()
         if sizes.max(initial=0) > self.max_voxels:
             raise UserError(f"{self.path}: an event has more voxels than the largest one indexed")
@@ -276,10 +284,14 @@ class CosmicLoader:
         size, rank = self.comm.size, self.comm.rank
         plan = epoch_plan(self.n_entries, self.global_batch, size, epoch, self.seed, self.shuffle)
         q = self._start(lambda: (self._packed_global_batch(p) for p in plan)) if self.comm.is_root else None
+        # Every rank knows the buffer shape, so only the data travels, into one receive buffer for the
+        # loader's life (each step's batch is densified out of it before the next step overwrites it;
+        # a fresh one per step would page-fault in again every time).
+        if self._recv is None:
+            self._recv = np.zeros((self.local_batch, self.max_voxels), dtype=PACKED_DTYPE)
+        buf = self._recv
         for step in range(len(plan)):
-            # Buffers travel as raw bytes: every backend scatters uint8, whatever the record layout.
-            chunks = [c.view(np.uint8) for c in self._take(q)] if q is not None else None
-            buf = self.comm.scatter_array(chunks).view(PACKED_DTYPE)
+            self.comm.scatter_array(self._take(q) if q is not None else None, out=buf)
             self.stats.bytes_received += buf.nbytes
             self.stats.batches += 1
             yield self._unpack(buf, plan[step, rank])

@@ -69,12 +69,25 @@ class Communicator(Registered):
     def bcast(self, obj: Any, root: int = 0) -> Any:
         raise NotImplementedError
 
-    def scatter_array(self, chunks: Sequence[np.ndarray] | None, root: int = 0) -> np.ndarray:
+    def scatter_array(
+        self, chunks: Sequence[np.ndarray] | None, root: int = 0, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Scatter equal-shaped numpy buffers: rank i gets chunks[i] from the root.
 
-        Only the root passes `chunks` (one per rank, same shape and dtype); the
-        shape travels first so other ranks can allocate their receive buffer.
+        Only the root passes `chunks` (one per rank, same shape and dtype; or one
+        contiguous array whose first axis runs over the ranks); the shape travels
+        first so other ranks can allocate their receive buffer. Ranks that already
+        know it pass `out` (every rank, the same shape and dtype): then only the
+        data travels, into `out`.
         """
+        if out is not None:
+            send = None
+            if self.rank == root:
+                send = np.ascontiguousarray(chunks).reshape(self.size, -1).view(np.uint8)
+                if send.shape[1] != out.nbytes:
+                    raise ValueError(f"scatter_array: chunks of {send.shape[1]} bytes into `out` of {out.nbytes}")
+            self._scatter_into(send, out.reshape(-1).view(np.uint8), root)
+            return out
         if self.rank == root:
             if chunks is None or len(chunks) != self.size:
                 raise ValueError(f"scatter_array needs {self.size} chunks on the root")
@@ -100,6 +113,34 @@ class Communicator(Registered):
     # -- data-parallel training hooks (defaults: nothing to do) ---------------
     def wrap_model(self, model):
         return model
+
+    def eval_with_root_buffers(self, model):
+        """Evaluate with rank 0's buffers (batch-norm running statistics), as DDP does.
+
+        DDP (broadcast_buffers=True) sends rank 0's buffers to every rank before each forward, so
+        rank 0's buffers only ever see rank 0's batches and every rank evaluates with them. Backends
+        without that leave each rank its own. Rank 0's buffers are the same either way, so one
+        broadcast (`_broadcast_tensors`) on the first evaluation forward after training gives DDP's
+        numbers at a fraction of its traffic. Backends call this from `wrap_model`.
+        """
+        buffers = [b for b in model.buffers() if b is not None]
+        if not buffers or self.size == 1:
+            return model
+        stale = {"buffers": True}
+
+        def before_forward(module, args):
+            if module.training:
+                stale["buffers"] = True
+            elif stale["buffers"]:
+                self._broadcast_tensors(buffers)
+                stale["buffers"] = False
+
+        model.register_forward_pre_hook(before_forward)
+        return model
+
+    def _broadcast_tensors(self, tensors: list) -> None:
+        """Overwrite `tensors` on every rank with rank 0's values (backends that use eval_with_root_buffers)."""
+        raise NotImplementedError
 
     def wrap_optimizer(self, optimizer, model):
         return optimizer

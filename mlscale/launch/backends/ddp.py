@@ -55,7 +55,8 @@ class DdpCommunicator(Communicator):
         recv = torch.from_numpy(out).to(self.coll_device)
         parts = [torch.from_numpy(row).to(self.coll_device) for row in send] if send is not None else None
         self.dist.scatter(recv, parts, src=root)
-        np.copyto(out, recv.cpu().numpy())
+        if recv.data_ptr() != out.ctypes.data:  # gloo on CPU received into `out` itself
+            np.copyto(out, recv.cpu().numpy())
 
     def wrap_model(self, model):
         from torch.nn.parallel import DistributedDataParallel

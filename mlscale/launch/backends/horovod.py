@@ -98,28 +98,11 @@ class HorovodCommunicator(Communicator):
 
     # -- data-parallel training ----------------------------------------------------
     def wrap_model(self, model):
-        """Evaluate with rank 0's buffers (batch-norm running statistics), as DDP does.
+        return self.eval_with_root_buffers(model)
 
-        DDP (broadcast_buffers=True) sends rank 0's buffers to every rank before each forward, so
-        rank 0's buffers only ever see rank 0's batches and every rank evaluates with them. Horovod
-        leaves each rank its own. Rank 0's buffers are the same either way, so one broadcast on the
-        first evaluation forward after training gives DDP's numbers at a fraction of its traffic.
-        """
-        buffers = [(name, b) for name, b in model.named_buffers() if b is not None]
-        if not buffers or self.size == 1:
-            return model
-        stale = {"buffers": True}
-
-        def before_forward(module, args):
-            if module.training:
-                stale["buffers"] = True
-            elif stale["buffers"]:
-                with self._outside_inference():
-                    self.hvd.broadcast_parameters(buffers, root_rank=0)
-                stale["buffers"] = False
-
-        model.register_forward_pre_hook(before_forward)
-        return model
+    def _broadcast_tensors(self, tensors):
+        with self._outside_inference():
+            self.hvd.broadcast_parameters([(f"buffer.{i}", t) for i, t in enumerate(tensors)], root_rank=0)
 
     def broadcast_parameters(self, model):
         """Rank 0's parameters and buffers (state_dict: batch-norm statistics too) to every rank."""

@@ -45,10 +45,16 @@ class MpiCommunicator(Communicator):
         self.comm.Scatter(send, out, root=root)
 
     def broadcast_parameters(self, model):
+        self._broadcast_tensors(list(model.parameters()) + list(model.buffers()))
+
+    def wrap_model(self, model):
+        return self.eval_with_root_buffers(model)
+
+    def _broadcast_tensors(self, tensors):
         import torch
 
         with torch.no_grad():
-            for tensor in list(model.parameters()) + list(model.buffers()):
+            for tensor in tensors:
                 host = tensor.detach().cpu().numpy().copy()
                 self.comm.Bcast(host, root=0)
                 tensor.copy_(torch.from_numpy(host))
