@@ -1,23 +1,27 @@
 """methane-plume: the seed's per-pixel tile CNN against dense evaluation, same crop, same machine.
 
-    python benchmarks/plume_dense_vs_tiles.py [--crop 64] [--cnn-pixels 32] [--batch 8] [--threads 2]
+    python benchmarks/plume_dense_vs_tiles.py [--crop 64] [--cnn-pixels 32] [--batch 8] [--threads 2] [--rounds 3]
 
 Times, on one crop of a synthetic flightline:
 - cnn (GoogLeNet): one 256x256 tile per pixel (timed on a random sample of the crop's pixels);
 - fcn (GoogLeNet): dense FCN with tile-sized pooling and shift-and-stitch (`mlscale.plume.dense`);
 - cnn (tilenet) and exact (tilenet): the same pair for the padding-free network, where the dense
   map equals the tile CNN.
-Prints pixels/s, the dense/tile ratios, and each method extrapolated to the seed's full
-669 x 2801 flightline (the dense methods by their time per feature-map position, because a crop
-pays a 255-pixel halo that a whole flightline mostly does not), beside the seed's figures.
+The four are timed in turn, `--rounds` times (interleaved, so that a change in the machine's load hits
+all of them alike), and each one's median is used. Prints pixels/s, the dense/tile ratios, and each
+method extrapolated to the seed's full 669 x 2801 flightline (the dense methods by their time per
+feature-map position, because a crop pays a 255-pixel halo that a whole flightline mostly does not; fcn
+also pays 2 x 256 context rows at each boundary between `--ranks` blocks), beside the seed's figures.
 Weights do not change the timings; untrained networks are used unless --checkpoint is given.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -36,22 +40,30 @@ def dense_positions(lines: int, samples: int, tile: int, stride: int) -> int:
     return int(np.ceil((lines + tile - 1) / stride) * stride * np.ceil((samples + tile - 1) / stride) * stride)
 
 
-def time_cnn(model, slab, tile, batch, pixels, rng) -> float:
+def cnn_timer(model, slab, tile, batch, pixels, rng) -> Callable[[], float]:
+    """Seconds per pixel of the tile CNN, on a random sample of the crop's pixels."""
     rows, cols = slab.shape[0] - tile + 1, slab.shape[1] - tile + 1
     sample = (rng.integers(0, rows, pixels), rng.integers(0, cols, pixels))
     saliency_cnn(model, slab, tile, batch, torch.device("cpu"), pixels=(sample[0][:batch], sample[1][:batch]))  # warm
-    t0 = time.perf_counter()
-    saliency_cnn(model, slab, tile, batch, torch.device("cpu"), pixels=sample)
-    return pixels / (time.perf_counter() - t0)
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        saliency_cnn(model, slab, tile, batch, torch.device("cpu"), pixels=sample)
+        return (time.perf_counter() - t0) / pixels
+
+    return once
 
 
-def time_dense(method, model, ch4, tile, batch) -> tuple[float, float]:
-    slab = pad_for_tiles(ch4, tile, "COVID_QC", context_rows(method, tile))
+def dense_timer(method, model, slab, tile, batch) -> Callable[[], float]:
+    """Seconds for the dense map of the whole crop."""
     run = build_method(method, model, tile, batch, torch.device("cpu"))
-    t0 = time.perf_counter()
-    out = run(slab)
-    elapsed = time.perf_counter() - t0
-    return out.size / elapsed, elapsed
+
+    def once() -> float:
+        t0 = time.perf_counter()
+        run(slab)
+        return time.perf_counter() - t0
+
+    return once
 
 
 def hours(seconds: float) -> str:
@@ -66,6 +78,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--checkpoint", help="GoogLeNet checkpoint (timings do not depend on the weights)")
+    ap.add_argument("--rounds", type=int, default=3, help="times each method is timed, interleaved (median kept)")
+    ap.add_argument("--ranks", type=int, default=1, help="row blocks the full flightline is split into (fcn context)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -77,22 +91,39 @@ def main() -> None:
     tilenet = build_classifier("tilenet").eval()
     print(
         f"machine: {platform.processor() or platform.machine()}, {args.threads} thread(s), torch "
-        f"{torch.__version__}; crop {args.crop}x{args.crop}, tile {args.tile}, batch {args.batch}"
+        f"{torch.__version__}; crop {args.crop}x{args.crop}, tile {args.tile}, batch {args.batch}, "
+        f"{args.rounds} rounds; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
 
+    timers = {}
+    for arch, model, dense_method in (("googlenet", googlenet, "fcn"), ("tilenet", tilenet, "exact")):
+        timers[arch, "cnn"] = cnn_timer(prepare_for_inference(model), slab, args.tile, args.batch, args.cnn_pixels, rng)
+        timers[arch, dense_method] = dense_timer(dense_method, model, slab, args.tile, args.batch)
+    times = {key: [] for key in timers}
+    for _ in range(args.rounds):
+        for key, once in timers.items():
+            times[key].append(once())
+    median = {key: float(np.median(t)) for key, t in times.items()}
+
     rows = []
-    for arch, model, dense_method, stride in (("googlenet", googlenet, "fcn", 32), ("tilenet", tilenet, "exact", 16)):
-        cnn_rate = time_cnn(prepare_for_inference(model), slab, args.tile, args.batch, args.cnn_pixels, rng)
-        dense_rate, elapsed = time_dense(dense_method, model, ch4, args.tile, args.batch)
-        context = 2 * context_rows(dense_method, args.tile)  # extra rows read above and below the output
-        per_position = elapsed / dense_positions(args.crop + context, args.crop, args.tile, stride)
+    for arch, dense_method, stride in (("googlenet", "fcn", 32), ("tilenet", "exact", 16)):
+        cnn_rate = 1 / median[arch, "cnn"]
+        elapsed = median[arch, dense_method]
+        dense_rate = args.crop * args.crop / elapsed
+        per_position = elapsed / dense_positions(args.crop, args.crop, args.tile, stride)
+        context = 2 * context_rows(dense_method, args.tile) * (args.ranks - 1)  # rows read twice at boundaries
         full_dense = per_position * dense_positions(FULL[0] + context, FULL[1], args.tile, stride)
         full_cnn = FULL[0] * FULL[1] / cnn_rate
         rows.append((arch, "cnn", cnn_rate, full_cnn, 1.0))
         rows.append((arch, dense_method, dense_rate, full_dense, full_cnn / full_dense))
+        spread = {
+            m: f"{min(times[arch, m]) / elapsed_of:.2f}-{max(times[arch, m]) / elapsed_of:.2f}"
+            for m, elapsed_of in (("cnn", median[arch, "cnn"]), (dense_method, elapsed))
+        }
         print(
             f"{arch}: cnn {cnn_rate:.3g} px/s; {dense_method} {dense_rate:.4g} px/s on the crop "
-            f"({dense_rate / cnn_rate:.0f}x), {per_position * 1e6:.0f} us per position"
+            f"({dense_rate / cnn_rate:.0f}x), {per_position * 1e6:.1f} us per position; "
+            f"rounds min-max / median: {spread}"
         )
 
     print("\n| network | method | pixels/s (crop) | full 669x2801 flightline (extrapolated) | vs cnn (full) |")

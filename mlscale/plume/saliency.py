@@ -7,7 +7,8 @@
 - ``exact``: dense evaluation of a padding-free tile network; equals ``cnn`` to float rounding.
 
 All three work on a *slab*: the padded rows that a block of output rows needs (block rows + T - 1),
-so that ranks can each take a block of rows.
+so that ranks can each take a block of rows; for ``fcn`` also up to `context_rows` rows of the real
+flightline above (`top`) and below (`bottom`) them, fewer where the flightline ends.
 """
 
 from __future__ import annotations
@@ -34,16 +35,27 @@ def context_rows(method: str, tile: int) -> int:
     """Rows of context a method reads above and below the tiles of its output rows. The tile CNN and the
     padding-free dense net read nothing beyond a tile; GoogLeNet's FCN sees beyond it (its receptive field
     is larger than a tile), so a block of rows computed alone would differ at its edges from the same rows
-    computed with the whole flightline: give it a tile of real context on each side and crop."""
+    computed with the whole flightline: give it up to a tile of real context on each side and crop. Where
+    the block meets the flightline's own first or last row there is nothing real to read (the tiles'
+    padding is all there is), so none is taken there: `context_window`."""
     return tile if method == "fcn" else 0
 
 
-def pad_for_tiles(x: np.ndarray, tile: int, preset: str, context: int = 0) -> np.ndarray:
-    """Pad a standardised (H, W) image so that tile (r, c) = padded[r+C : r+C+T, c : c+T] is centred on
-    pixel (r, c), with C = `context` extra rows at the top and bottom; the padding is 0 ppm·m, like nodata."""
+def context_window(r0: int, r1: int, top: int, slab_rows: int, tile: int, context: int) -> tuple[int, int, int]:
+    """Slab rows [start, stop) that output rows [r0, r1) read: their tiles plus up to `context` rows on each
+    side, as far as the slab holds them (row r's tile starts at slab row top + r); and the offset of row
+    r0's tile from `start`. The same rule for ranks' blocks and strips, so that the map does not depend
+    on how the rows are split."""
+    start = max(0, top + r0 - context)
+    stop = min(slab_rows, top + r1 + tile - 1 + context)
+    return start, stop, top + r0 - start
+
+
+def pad_for_tiles(x: np.ndarray, tile: int, preset: str) -> np.ndarray:
+    """Pad a standardised (H, W) image so that tile (r, c) = padded[r : r+T, c : c+T] is centred on
+    pixel (r, c); the padding is 0 ppm·m, like nodata."""
     fill = float(standardise(np.zeros(1), preset)[0])
-    rows = (tile // 2 + context, tile // 2 - 1 + context)
-    return np.pad(x, (rows, (tile // 2, tile // 2 - 1)), constant_values=fill)
+    return np.pad(x, ((tile // 2, tile // 2 - 1), (tile // 2, tile // 2 - 1)), constant_values=fill)
 
 
 def row_blocks(lines: int, parts: int) -> list[tuple[int, int]]:
@@ -90,16 +102,20 @@ def saliency_dense(
     strip_rows: int | None = None,
     progress: Callable[[int], None] | None = None,
     context: int = 0,
+    top: int = 0,
+    bottom: int = 0,
 ) -> np.ndarray:
-    """Dense evaluation of the slab, in strips of output rows; each strip reads its T - 1 halo rows and
-    `context` more rows above and below (which the slab must hold), and keeps only its own rows."""
-    rows_out, cols_out = slab.shape[0] - tile + 1 - 2 * context, slab.shape[1] - tile + 1
+    """Dense evaluation of the slab, in strips of output rows; each strip reads its T - 1 halo rows and up
+    to `context` more rows above and below (`context_window`), and keeps only its own rows. The slab holds
+    `top` and `bottom` rows of context beyond the output rows' tiles."""
+    rows_out, cols_out = slab.shape[0] - tile + 1 - top - bottom, slab.shape[1] - tile + 1
     strip_rows = strip_rows or max(1, rows_out)
     out = np.empty((max(0, rows_out), cols_out), dtype=np.float32)
     for r0 in range(0, rows_out, strip_rows):
         r1 = min(rows_out, r0 + strip_rows)
-        x = torch.from_numpy(np.ascontiguousarray(slab[r0 : r1 + tile - 1 + 2 * context]))[None, None]
-        out[r0:r1] = dense(x.to(device))[0, 0, context : context + r1 - r0, :cols_out].float().cpu().numpy()
+        start, stop, skip = context_window(r0, r1, top, slab.shape[0], tile, context)
+        x = torch.from_numpy(np.ascontiguousarray(slab[start:stop]))[None, None]
+        out[r0:r1] = dense(x.to(device))[0, 0, skip : skip + r1 - r0, :cols_out].float().cpu().numpy()
         if progress:
             progress((r1 - r0) * cols_out)
     return out
@@ -121,8 +137,9 @@ def finish_map(saliency: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def build_method(
     method: str, model: torch.nn.Module, tile: int, batch: int, device: torch.device
 ) -> Callable[..., np.ndarray]:
-    """`f(slab, progress=None) -> (R, W)` saliency for the chosen method; `model` in eval mode on `device`.
-    The slab holds the R output rows' tiles plus `context_rows(method, tile)` rows above and below."""
+    """`f(slab, progress=None, top=0, bottom=0) -> (R, W)` saliency for the chosen method; `model` in eval
+    mode on `device`. The slab holds the R output rows' tiles plus `top` and `bottom` rows of context (at
+    most `context_rows(method, tile)`; only ``fcn`` reads them)."""
     from mlscale.plume.checkpoint import trunk_of
     from mlscale.plume.dense import DenseClassifier, is_padding_free, prepare_for_inference
 
@@ -130,7 +147,9 @@ def build_method(
         raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     model = prepare_for_inference(model).to(device)
     if method == "cnn":
-        return lambda slab, progress=None: saliency_cnn(model, slab, tile, batch, device, progress=progress)
+        return lambda slab, progress=None, top=0, bottom=0: saliency_cnn(
+            model, slab[top : len(slab) - bottom], tile, batch, device, progress=progress
+        )
     trunk, fc = trunk_of(model)
     if method == "exact" and not is_padding_free(trunk):
         raise UserError(
@@ -139,8 +158,8 @@ def build_method(
         )
     dense = DenseClassifier(trunk, fc, tile, max_positions=batch * tile * tile).to(device).eval()
 
-    def run(slab: np.ndarray, progress=None) -> np.ndarray:
+    def run(slab: np.ndarray, progress=None, top: int = 0, bottom: int = 0) -> np.ndarray:
         strip = default_strip_rows(slab.shape[1] - tile + 1, tile, batch)
-        return saliency_dense(dense, slab, tile, device, strip, progress, context_rows(method, tile))
+        return saliency_dense(dense, slab, tile, device, strip, progress, context_rows(method, tile), top, bottom)
 
     return run

@@ -62,7 +62,7 @@ class MethanePlumeData:
     train_tiles: int = opt(1000, "training tiles")
     test_tiles: int = opt(200, "test tiles")
     tile_size: int = opt(256, "tile height and width")
-    positive_fraction: float = opt(0.08, "fraction of tiles with a plume (the seed's data: 4-9%)")
+    positive_fraction: float = opt(0.08, "fraction of tiles with a plume (the seed's data: 4 to 9 percent)")
     seed: int = opt(0, "random seed")
 
 
@@ -119,7 +119,8 @@ class MethanePlume(Workload):
         )
 
     def _inference_batches(self):
-        """Rank 0 reads the flightline; every rank gets its block of rows plus the T-1 halo rows."""
+        """Rank 0 reads the flightline; every rank gets its block of rows plus the T-1 halo rows, and for
+        fcn up to a tile of context rows on each side where its block meets another rank's."""
         from mlscale.io.envi import read_envi
         from mlscale.io.plume_synth import CH4_BAND
         from mlscale.plume.saliency import context_rows, pad_for_tiles, row_blocks, standardise
@@ -132,23 +133,26 @@ class MethanePlume(Workload):
         slabs = None
         if comm.rank == 0:
             image = read_envi(cfg.flightline, bands=[CH4_BAND], expect_bands=4)
-            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset, context)
+            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset)
+            lines = image.data.shape[1]  # context may come from rows beyond --rows: they are real
             if cfg.rows:  # the first rows only, but their tiles still see the real rows below them
                 image.data = image.data[:, : cfg.rows]
             self._image = image
-            blocks = row_blocks(image.data.shape[1], comm.size)
-            most = max(b - a for a, b in blocks)
-            halo = tile - 1 + 2 * context
-            slabs = [np.pad(padded[a : b + halo], ((0, most - (b - a)), (0, 0)), mode="edge") for a, b in blocks]
+            blocks = [
+                (a, b, min(context, a), min(context, lines - b)) for a, b in row_blocks(image.data.shape[1], comm.size)
+            ]
+            spans = [(a - top, b + tile - 1 + bottom) for a, b, top, bottom in blocks]
+            most = max(hi - lo for lo, hi in spans)
+            slabs = [np.pad(padded[lo:hi], ((0, most - (hi - lo)), (0, 0)), mode="edge") for lo, hi in spans]
             meta = blocks
         blocks = comm.bcast(meta)
         slab = comm.scatter_array(slabs)
-        a, b = blocks[comm.rank]
+        a, b, top, bottom = blocks[comm.rank]
         self._block = (a, b)
         self._saliency = np.full((b - a, slab.shape[1] - tile + 1), np.nan, dtype=np.float32)
         # Every rank must take the same number of steps: strips are counted on the largest block.
-        most = max(hi - lo for lo, hi in blocks)
-        return SlabBatches(slab[: b - a + tile - 1 + 2 * context], cfg, self.ctx.run.batch_size, most, context)
+        most = max(hi - lo for lo, hi, _, _ in blocks)
+        return SlabBatches(slab[: top + b - a + tile - 1 + bottom], cfg, self.ctx.run.batch_size, most, top, bottom)
 
     # -- model ---------------------------------------------------------------
     def build_model(self):
@@ -174,7 +178,7 @@ class MethanePlume(Workload):
                 self._method_fn = build_method(
                     self.config.method, bare, self.config.tile_size, self.ctx.run.batch_size, self.ctx.device
                 )
-            return self._method_fn(batch.slab)
+            return self._method_fn(batch.slab, top=batch.top, bottom=batch.bottom)
         return model(batch[0])
 
     def to_device(self, batch, device, non_blocking=True):
@@ -329,10 +333,12 @@ def _gpu_name(device: torch.device) -> str | None:
 
 @dataclass
 class SlabBatch:
-    slab: np.ndarray  # padded rows (halo and context included) for output rows [row0, row0 + rows)
+    slab: np.ndarray  # padded rows for output rows [row0, row0 + rows): their tiles, and context rows
     row0: int
     rows: int
     cols: int
+    top: int = 0  # rows of context above the first row's tile
+    bottom: int = 0  # and below the last row's tile
 
     @property
     def pixels(self) -> int:
@@ -341,17 +347,19 @@ class SlabBatch:
 
 class SlabBatches:
     """This rank's inference batches: strips of output rows with their halo. For cnn a strip is as
-    many rows as make about `batch` x 64 tiles; for dense methods the method strips internally."""
+    many rows as make about `batch` x 64 tiles; for dense methods the method strips internally. The slab
+    holds `top` and `bottom` rows of context beyond the block's tiles; a strip takes what it can use."""
 
-    def __init__(self, slab: np.ndarray, config: MethanePlumeConfig, batch: int, most_rows: int, context: int):
+    def __init__(self, slab: np.ndarray, config: MethanePlumeConfig, batch: int, most_rows: int, top: int, bottom: int):
+        from mlscale.plume.saliency import context_rows, default_strip_rows
+
         tile = config.tile_size
-        self.slab, self.tile, self.context = slab, tile, context
-        self.rows, self.cols = slab.shape[0] - tile + 1 - 2 * context, slab.shape[1] - tile + 1
+        self.slab, self.tile, self.top = slab, tile, top
+        self.context = context_rows(config.method, tile)
+        self.rows, self.cols = slab.shape[0] - tile + 1 - top - bottom, slab.shape[1] - tile + 1
         if config.method == "cnn":
             strip = max(1, (64 * batch) // max(1, self.cols))
         else:
-            from mlscale.plume.saliency import default_strip_rows
-
             strip = default_strip_rows(self.cols, tile, batch)
         self.count = -(-most_rows // strip)
         self.strip = max(1, -(-self.rows // self.count))
@@ -360,7 +368,11 @@ class SlabBatches:
         return self.count
 
     def __iter__(self):
+        from mlscale.plume.saliency import context_window
+
         for i in range(self.count):
             r0 = min(self.rows, i * self.strip)
             r1 = min(self.rows, r0 + self.strip)  # a short block may end with an empty strip
-            yield SlabBatch(self.slab[r0 : r1 + self.tile - 1 + 2 * self.context], r0, r1 - r0, self.cols)
+            start, stop, skip = context_window(r0, r1, self.top, len(self.slab), self.tile, self.context)
+            bottom = stop - start - skip - (r1 - r0) - self.tile + 1
+            yield SlabBatch(self.slab[start:stop], r0, r1 - r0, self.cols, skip, bottom)
