@@ -73,6 +73,17 @@ def run_mlscale(
 
 
 @pytest.fixture
+def real_cosmic_file() -> Path:
+    """The real CosmicTagger sample (larcv3). CI clones shared/ beside the repository; a development
+    worktree may sit one level deeper."""
+    name = "cosmic_tagging_light.h5"
+    for root in (SHARED_DATA, REPO.parents[1] / "shared" / "data" / "real"):
+        if (root / name).is_file():
+            return root / name
+    pytest.skip(f"{name} not found under {SHARED_DATA}")
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real sample files not found at {SHARED_DATA}")

@@ -9,7 +9,6 @@ import zlib
 import h5py
 import numpy as np
 import pytest
-from conftest import REPO, SHARED_DATA
 
 import mlscale.io.h5chunks as h5chunks
 from mlscale.errors import UserError
@@ -24,11 +23,8 @@ SLICES = [(0, 1), (999, 1001), (1000, 2000), (5, 123_457), (40_000, 40_999), (20
 
 
 @pytest.fixture
-def real():
-    for root in (SHARED_DATA, REPO.parents[1] / "shared" / "data" / "real"):
-        if (root / REAL).is_file():
-            return root / REAL
-    pytest.skip(f"{REAL} not found under {SHARED_DATA}")
+def real(real_cosmic_file):
+    return real_cosmic_file
 
 
 @pytest.fixture(params=["serial", "parallel"])

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import REPO, SHARED_DATA, run_mlscale
+from conftest import run_mlscale
 
 from mlscale.errors import UserError
 from mlscale.io.larcv import DATASETS, LarcvFile, LarcvWriter, densify, densify_labels
@@ -18,12 +18,8 @@ WIRE, SEG = "sbndwire", "sbnd_cosmicseg"
 
 
 @pytest.fixture
-def real():
-    # CI clones shared/ beside the repository; a development worktree may sit one level deeper.
-    for root in (SHARED_DATA, REPO.parents[1] / "shared" / "data" / "real"):
-        if (root / REAL).is_file():
-            return root / REAL
-    pytest.skip(f"{REAL} not found under {SHARED_DATA}")
+def real(real_cosmic_file):
+    return real_cosmic_file
 
 
 def test_reader_on_real_file(real):
