@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import zlib
 
 import h5py
 import numpy as np
 import pytest
+from conftest import child_env
 
 import mlscale.io.h5chunks as h5chunks
 from mlscale.errors import UserError
@@ -128,3 +131,12 @@ def test_chunk_past_the_end_of_the_file(real):
         reader._offsets[3] = real.stat().st_size - 10
         with pytest.raises(OSError, match="chunk 3: file truncated"):
             reader.read(3000, 3001)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_threads_fixed_by_the_environment_ignore_the_load(threads):
+    """MLSCALE_H5_THREADS=N: exactly N inflating threads, whatever the machine's load average."""
+    code = "from mlscale.io import h5chunks; print(h5chunks.WORKERS, h5chunks.idle_cores())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=child_env({"MLSCALE_H5_THREADS": threads})).stdout.split()  # fmt: skip
+    assert out == [threads, threads]

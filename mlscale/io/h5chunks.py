@@ -47,7 +47,12 @@ INFLATERS = {"zlib": _zlib} | ({"libdeflate": _libdeflate} if _libdeflate is not
 INFLATER = os.environ.get("MLSCALE_H5_INFLATE") or ("libdeflate" if _libdeflate is not None else "zlib")
 # Chunks a thread takes at a time; fewer would cost more in hand-offs than the inflate they move.
 CHUNKS_PER_TASK = int(os.environ.get("MLSCALE_H5_CHUNKS_PER_TASK", "8"))
-WORKERS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+# MLSCALE_H5_THREADS fixes the number of inflating threads (1: the calling thread only) and turns the load
+# rule of idle_cores() off, for reproducible measurements; unset: up to one per core, as the load allows.
+FIXED_THREADS = int(os.environ.get("MLSCALE_H5_THREADS", "0"))
+WORKERS = FIXED_THREADS or max(
+    1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+)
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -65,6 +70,8 @@ def idle_cores() -> int:
     Threads inflating on a core that is already busy take turns at the GIL instead of
     running side by side, and each turn is a context switch: a few microseconds per
     chunk lost, not gained. So the pool is used only where the load leaves cores idle."""
+    if FIXED_THREADS:
+        return WORKERS
     return WORKERS - int(os.getloadavg()[0] + 0.5) + 1
 
 
