@@ -185,3 +185,7 @@ def test_iotest_mode_reads_only(tmp_path):
     assert rec["iotest"]["samples"] == 2 * 6 * 4
     assert rec["iotest"]["bytes"] == 2 * 6 * (4 * 3 * 32 * 32 * 4 + 4 * 8)  # images float32 + int64 labels
     assert set(rec["phases"]) == {"data_wait", "h2d"} and rec["epoch_stats"] == []
+    # The per-rank table has no training phases for it: those cells read "-", not "nan".
+    per_rank = run_mlscale("report", tmp_path).stdout.split("## Per-rank timings")[1]
+    rows = [line for line in per_rank.splitlines() if line.startswith("| io ")]
+    assert len(rows) == 2 and "nan" not in per_rank and all("| -" in row for row in rows), per_rank

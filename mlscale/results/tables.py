@@ -164,7 +164,9 @@ def scaling_list(table: pd.DataFrame) -> str:
 def to_markdown(df: pd.DataFrame) -> str:
     if df.empty:
         return "(no runs)\n"
-    return df.to_markdown(index=False, floatfmt=".10g") + "\n"
+    # A cell with nothing measured (an iotest run has no forward time) reads "-", not "nan".
+    cells = df.astype(object).where(df.notna(), None)
+    return cells.to_markdown(index=False, floatfmt=".10g", missingval="-") + "\n"
 
 
 def to_csv(df: pd.DataFrame) -> str:
