@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlscale.bench.gcpolicy import POLICIES as GC_POLICIES
+
 
 def opt(default: Any, help: str, choices: tuple | None = None, metavar: str | None = None):
     """A dataclass field that documents its command-line flag."""
@@ -62,7 +64,7 @@ class RunConfig:
         "freeze",
         "Python garbage collection in timed steps: freeze (freeze set-up objects so full collections skip them), "
         "manual (also no automatic collection inside an epoch; collect between epochs), python (default behaviour)",
-        choices=("freeze", "manual", "python"),
+        choices=GC_POLICIES,
     )
 
 

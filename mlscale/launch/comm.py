@@ -80,29 +80,24 @@ class Communicator(Registered):
         know it pass `out` (every rank, the same shape and dtype): then only the
         data travels, into `out`.
         """
-        if out is not None:
-            send = None
+        if out is None:
             if self.rank == root:
-                send = np.ascontiguousarray(chunks).reshape(self.size, -1).view(np.uint8)
-                if send.shape[1] != out.nbytes:
-                    raise ValueError(f"scatter_array: chunks of {send.shape[1]} bytes into `out` of {out.nbytes}")
-            self._scatter_into(send, out.reshape(-1).view(np.uint8), root)
-            return out
-        if self.rank == root:
-            if chunks is None or len(chunks) != self.size:
-                raise ValueError(f"scatter_array needs {self.size} chunks on the root")
-            first = np.ascontiguousarray(chunks[0])
-            if any(c.shape != first.shape or c.dtype != first.dtype for c in chunks):
-                raise ValueError("scatter_array chunks must share one shape and dtype")
-            meta = (first.shape, first.dtype)  # a dtype object keeps structured fields
-        else:
-            meta = None
-        shape, dtype = self.bcast(meta, root=root)
-        out = np.empty(shape, dtype=np.dtype(dtype))
+                if chunks is None or len(chunks) != self.size:
+                    raise ValueError(f"scatter_array needs {self.size} chunks on the root")
+                first = np.ascontiguousarray(chunks[0])
+                if any(c.shape != first.shape or c.dtype != first.dtype for c in chunks):
+                    raise ValueError("scatter_array chunks must share one shape and dtype")
+                meta = (first.shape, first.dtype)  # a dtype object keeps structured fields
+            else:
+                meta = None
+            shape, dtype = self.bcast(meta, root=root)
+            out = np.empty(shape, dtype=np.dtype(dtype))
         # Buffers travel as raw bytes, so any dtype fits (structured voxel records too).
-        send = (
-            np.ascontiguousarray(np.stack(chunks)).reshape(self.size, -1).view(np.uint8) if self.rank == root else None
-        )
+        send = None
+        if self.rank == root:
+            send = np.ascontiguousarray(chunks).reshape(self.size, -1).view(np.uint8)
+            if send.shape[1] != out.nbytes:
+                raise ValueError(f"scatter_array: chunks of {send.shape[1]} bytes into `out` of {out.nbytes}")
         self._scatter_into(send, out.reshape(-1).view(np.uint8), root)
         return out
 

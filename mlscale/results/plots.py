@@ -48,6 +48,17 @@ def _log_y(ax) -> None:
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
+def _log_log_axes(ax, ranks, ylabel: str, title: str) -> None:
+    """Ranks on a log2 x axis, a log y axis, labels, grid and legend: a quantity against ranks."""
+    _log2_axis(ax, ranks)
+    _log_y(ax)
+    ax.set_xlabel("ranks")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     return path
@@ -91,13 +102,7 @@ def throughput(series: list[tuple[str, str, str, pd.DataFrame]], path: Path) -> 
         ax.plot(s["ranks"], s["imgs_per_s"].iloc[0] * s["ideal"], "--", color=color, lw=1, alpha=0.7)
         all_ranks += list(s["ranks"])
     ax.plot([], [], "k--", lw=1, label="ideal (linear from smallest run)")
-    _log2_axis(ax, all_ranks)
-    _log_y(ax)
-    ax.set_xlabel("ranks")
-    ax.set_ylabel("training throughput (samples/s, log scale)")
-    ax.set_title("Throughput against ranks")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _log_log_axes(ax, all_ranks, "training throughput (samples/s, log scale)", "Throughput against ranks")
     return _save(fig, path)
 
 
@@ -139,13 +144,7 @@ def time_to_solution(series: list[tuple[str, str, str, pd.DataFrame]], path: Pat
         for x, y in zip(s["ranks"], s["total_time"], strict=True):
             ax.annotate(f"{y:.3g} s", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
         ranks += list(s["ranks"])
-    _log2_axis(ax, ranks)
-    _log_y(ax)
-    ax.set_xlabel("ranks")
-    ax.set_ylabel("time to solution (s, log scale)")
-    ax.set_title("Time to solution (whole run, slowest rank)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _log_log_axes(ax, ranks, "time to solution (s, log scale)", "Time to solution (whole run, slowest rank)")
     return _save(fig, path)
 
 
