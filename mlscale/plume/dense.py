@@ -124,29 +124,39 @@ class Strided(nn.Module):
         y = F.max_pool2d(x, k, stride=1) if self.is_max else self.layer(x)
         return list(space_to_batch(_pad_to_multiple(y, s), s).split(x.shape[0]))
 
-    def _phase_padding(self, a: int) -> int:
+    def _phase_padding(self, a: int) -> tuple[int, int]:
         """max_pool2d's own (-inf) padding that makes its stride-s window i + shift start where the dense
-        output row s*i + a reads (row s*i + a - padding)."""
-        return (self.padding - a) % self.stride
+        output row s*i + a reads (row s*i + a - padding), and the shift (>= 0)."""
+        s, p = self.stride, self.padding
+        pad = p - a if a <= p else (p - a) % s
+        return pad, (a - p + pad) // s
 
     def _pools_by_phase(self, x: torch.Tensor) -> bool:
         """Each phase can be pooled straight from x at stride s (no -inf padded copy of x, no stride-1 map
-        and no phase copy of it): the padding each phase needs is within what max_pool2d allows."""
-        h, w = x.shape[-2:]
-        return (
-            h % self.stride == 0
-            and w % self.stride == 0
-            and all(self._phase_padding(a) <= self.kernel // 2 for a in range(self.stride))
-        )
+        and no phase copy of it): the padding each phase needs is within what max_pool2d allows, and its
+        ceil-mode output reaches the last window the phase needs."""
+        s, k = self.stride, self.kernel
+        for size in x.shape[-2:]:
+            if size % s:
+                return False
+            for a in range(s):
+                pad, shift = self._phase_padding(a)
+                out = (size + 2 * pad - k + s - 1) // s + 1  # max_pool2d's ceil-mode output size
+                out -= (out - 1) * s >= size + pad
+                if pad > k // 2 or out < shift + size // s:
+                    return False
+        return True
 
     def _pool_phase(self, x: torch.Tensor, a: int, b: int) -> torch.Tensor:
         s, k = self.stride, self.kernel
-        pa, pb = self._phase_padding(a), self._phase_padding(b)
-        sa, sb = (a - self.padding + pa) // s, (b - self.padding + pb) // s
+        (pa, sa), (pb, sb) = self._phase_padding(a), self._phase_padding(b)
         # ceil_mode keeps the last windows, which run past x's end (they read -inf there, as the dense
         # output's last rows do): every needed window starts inside x.
         y = F.max_pool2d(x, k, s, padding=(pa, pb), ceil_mode=True)
-        return y[..., sa : sa + x.shape[-2] // s, sb : sb + x.shape[-1] // s]
+        y = y[..., sa : sa + x.shape[-2] // s, sb : sb + x.shape[-1] // s]
+        # A phase cut out of the pooled map is a strided view: give the layers after it the channels_last
+        # layout they are prepared for (the copy is the size of the phase, as space_to_batch's was).
+        return y.contiguous(memory_format=torch.channels_last)
 
 
 class TilePoolHead(nn.Module):
