@@ -80,16 +80,17 @@ def test_chunks_are_the_split_of_the_concatenation():
 
 
 def test_fcn_does_not_depend_on_the_chunk_budget():
-    """Chunks of phases (one phase per chunk up to every phase of a level at once, chunks that span phases)
+    """Chunks of phases (a few phases per chunk, some spanning two phases, or every phase of a level at once)
     give the same GoogLeNet map: the budget is a speed setting (a tile batch per CPU thread)."""
     tile = 64
     trunk, fc = trunk_of(prepare_for_inference(_scrambled("googlenet")))
     x = torch.from_numpy(np.ascontiguousarray(_scene(9, 7, tile)))[None, None]
+    positions = 96 * 96  # the slab (72 x 70) padded to the total stride: what one phase covers at any level
     with torch.no_grad():
-        maps = [DenseClassifier(trunk, fc, tile, max_positions=b).eval()(x) for b in (1, 3 * tile * tile, 1 << 30)]
-    assert maps[0].std() > 1e-4
-    for other in maps[1:]:
-        torch.testing.assert_close(other, maps[0], rtol=0, atol=1e-6)
+        # 5 phases a chunk: chunks of whole phases, chunks spanning phases; 1 << 30: all phases of a level at once
+        maps = [DenseClassifier(trunk, fc, tile, max_positions=b).eval()(x) for b in (5 * positions, 1 << 30)]
+    assert x.shape[-2:] == (72, 70) and maps[0].std() > 1e-4
+    torch.testing.assert_close(maps[1], maps[0], rtol=0, atol=1e-6)
 
 
 def test_exact_equals_cnn_on_a_crop():
