@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mlscale.errors import UserError
-from mlscale.plume.checkpoint import build_classifier
-from mlscale.plume.dense import batch_to_space, space_to_batch
+from mlscale.plume.checkpoint import build_classifier, trunk_of
+from mlscale.plume.dense import DenseClassifier, Strided, _chunks, batch_to_space, prepare_for_inference, space_to_batch
 from mlscale.plume.saliency import build_method, context_window, pad_for_tiles, saliency_cnn, standardise
 
 CPU = torch.device("cpu")
@@ -40,6 +41,56 @@ def test_space_to_batch_round_trip():
     # phase (p, q) of image n holds rows p::4, cols q::4
     torch.testing.assert_close(y[(1 * 4 + 3) * 2 + 1], x[1, :, 1::4, 3::4])
     torch.testing.assert_close(batch_to_space(y, 4), x)
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,padding,by_phase",
+    [
+        (3, 2, 0, True),
+        (2, 2, 0, True),
+        (3, 2, 1, True),
+        (5, 2, 2, True),
+        (5, 3, 0, False),
+        (3, 3, 0, False),
+        (3, 3, 1, False),
+    ],
+)
+def test_max_pool_phases_equal_the_stride_1_pool(kernel, stride, padding, by_phase):
+    """A strided max pool made dense is pooled straight into its phases where max_pool2d's own padding
+    allows (no -inf padded copy, no stride-1 map): the same values as the stride-1 pool over the -inf padded
+    input, split by `space_to_batch` (which the other cases still do)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6 * stride, 4 * stride).contiguous(memory_format=torch.channels_last)
+    pool = torch.nn.MaxPool2d(kernel, stride, padding, ceil_mode=True)
+    layer = Strided(pool, pool)
+    assert layer._pools_by_phase(x) is by_phase
+    padded = F.pad(x, (padding, kernel - 1 - padding) * 2, value=float("-inf"))
+    reference = space_to_batch(F.max_pool2d(padded, kernel, stride=1), stride)
+    phases = layer.phases(x)
+    assert len(phases) == stride * stride and all(p.is_contiguous(memory_format=torch.channels_last) for p in phases)
+    torch.testing.assert_close(torch.cat(phases), reference, rtol=0, atol=0)
+
+
+def test_chunks_are_the_split_of_the_concatenation():
+    parts = [torch.arange(a, b) for a, b in ((0, 3), (3, 4), (4, 9), (9, 9), (9, 11))]
+    for size in range(1, 13):
+        expected = torch.arange(11).split(size)
+        got = _chunks(parts, size)
+        assert len(got) == len(expected) and all(torch.equal(g, e) for g, e in zip(got, expected))
+
+
+def test_fcn_does_not_depend_on_the_chunk_budget():
+    """Chunks of phases (a few phases per chunk, some spanning two phases, or every phase of a level at once)
+    give the same GoogLeNet map: the budget is a speed setting (a tile batch per CPU thread)."""
+    tile = 64
+    trunk, fc = trunk_of(prepare_for_inference(_scrambled("googlenet")))
+    x = torch.from_numpy(np.ascontiguousarray(_scene(9, 7, tile)))[None, None]
+    positions = 96 * 96  # the slab (72 x 70) padded to the total stride: what one phase covers at any level
+    with torch.no_grad():
+        # 5 phases a chunk: chunks of whole phases, chunks spanning phases; 1 << 30: all phases of a level at once
+        maps = [DenseClassifier(trunk, fc, tile, max_positions=b).eval()(x) for b in (5 * positions, 1 << 30)]
+    assert x.shape[-2:] == (72, 70) and maps[0].std() > 1e-4
+    torch.testing.assert_close(maps[1], maps[0], rtol=0, atol=1e-6)
 
 
 def test_exact_equals_cnn_on_a_crop():

@@ -71,6 +71,24 @@ def _pad_to_multiple(x: torch.Tensor, s: int, value: float = 0.0) -> torch.Tenso
     return F.pad(x, (0, -w % s, 0, -h % s), value=value) if (h % s or w % s) else x
 
 
+def _chunks(parts: list[torch.Tensor], size: int) -> list[torch.Tensor]:
+    """`torch.cat(parts).split(size)` without concatenating all of them: a chunk within one part is a
+    view of it; only a chunk that spans parts is copied."""
+    chunks, pending, have = [], [], 0
+    for part in parts:
+        while len(part):
+            take = part[: size - have]
+            part = part[len(take) :]
+            pending.append(take)
+            have += len(take)
+            if have == size:
+                chunks.append(pending[0] if len(pending) == 1 else torch.cat(pending))
+                pending, have = [], 0
+    if pending:
+        chunks.append(pending[0] if len(pending) == 1 else torch.cat(pending))
+    return chunks
+
+
 def _pair(v) -> int:
     v = v if isinstance(v, (tuple, list)) else (v, v)
     if v[0] != v[1]:
@@ -94,10 +112,51 @@ class Strided(nn.Module):
             inner.ceil_mode = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, p = self.kernel, self.padding
+        return torch.cat(self.phases(x))
+
+    def phases(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The s x s phases of the dense output, each (N, C, H/s, W/s): phase p*s + q holds output rows
+        p::s, cols q::s (`forward` is their concatenation, the `space_to_batch` order)."""
+        s, k, p = self.stride, self.kernel, self.padding
+        if self.is_max and self._pools_by_phase(x):
+            return [self._pool_phase(x, a, b) for a in range(s) for b in range(s)]
         x = F.pad(x, (p, k - 1 - p, p, k - 1 - p), value=self.pad_value)
         y = F.max_pool2d(x, k, stride=1) if self.is_max else self.layer(x)
-        return space_to_batch(_pad_to_multiple(y, self.stride), self.stride)
+        return list(space_to_batch(_pad_to_multiple(y, s), s).split(x.shape[0]))
+
+    def _phase_padding(self, a: int) -> tuple[int, int]:
+        """max_pool2d's own (-inf) padding that makes its stride-s window i + shift start where the dense
+        output row s*i + a reads (row s*i + a - padding), and the shift (>= 0)."""
+        s, p = self.stride, self.padding
+        pad = p - a if a <= p else (p - a) % s
+        return pad, (a - p + pad) // s
+
+    def _pools_by_phase(self, x: torch.Tensor) -> bool:
+        """Each phase can be pooled straight from x at stride s (no -inf padded copy of x, no stride-1 map
+        and no phase copy of it): the padding each phase needs is within what max_pool2d allows, and its
+        ceil-mode output reaches the last window the phase needs."""
+        s, k = self.stride, self.kernel
+        for size in x.shape[-2:]:
+            if size % s:
+                return False
+            for a in range(s):
+                pad, shift = self._phase_padding(a)
+                out = (size + 2 * pad - k + s - 1) // s + 1  # max_pool2d's ceil-mode output size
+                out -= (out - 1) * s >= size + pad
+                if pad > k // 2 or out < shift + size // s:
+                    return False
+        return True
+
+    def _pool_phase(self, x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        s, k = self.stride, self.kernel
+        (pa, sa), (pb, sb) = self._phase_padding(a), self._phase_padding(b)
+        # ceil_mode keeps the last windows, which run past x's end (they read -inf there, as the dense
+        # output's last rows do): every needed window starts inside x.
+        y = F.max_pool2d(x, k, s, padding=(pa, pb), ceil_mode=True)
+        y = y[..., sa : sa + x.shape[-2] // s, sb : sb + x.shape[-1] // s]
+        # A phase cut out of the pooled map is a strided view: give the layers after it the channels_last
+        # layout they are prepared for (the copy is the size of the phase, as space_to_batch's was).
+        return y.contiguous(memory_format=torch.channels_last)
 
 
 class TilePoolHead(nn.Module):
@@ -185,12 +244,12 @@ class DenseClassifier(nn.Module):
             i += 1
         if i == len(self.stages):
             return self.head(x)
-        x = self.stages[i](x)
+        phases = self.stages[i].phases(x)
         stride *= self.strides[i]
         # Each call returns dense maps in its input's batch order, so chunks concatenate back in order
         # and the phases of this level are interleaved here, not after all levels.
-        per_chunk = max(1, self.max_positions // (stride * stride * x.shape[-2] * x.shape[-1]))
-        out = torch.cat([self._run(chunk, i + 1, stride) for chunk in x.split(per_chunk)])
+        per_chunk = max(1, self.max_positions // (stride * stride * phases[0].shape[-2] * phases[0].shape[-1]))
+        out = torch.cat([self._run(chunk, i + 1, stride) for chunk in _chunks(phases, per_chunk)])
         return batch_to_space(out, self.strides[i])
 
 

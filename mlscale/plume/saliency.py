@@ -127,6 +127,16 @@ def default_strip_rows(cols: int, tile: int, batch: int) -> int:
     return max(64, budget // (cols + tile - 1) - tile + 1)
 
 
+def dense_chunk_positions(tile: int, batch: int, device: torch.device) -> int:
+    """Input positions per chunk of phases in a dense pass (`DenseClassifier`'s `max_positions`): a batch of
+    `batch` tiles' worth per CPU thread, so that every operation has a tile batch's worth of work for each
+    thread. With one batch's worth at 2 threads, the deep levels' operations (a few hundred positions) were
+    too small to split well: the crop ran 8% slower (measured A/B; docs/benchmarks.md). One thread, or a GPU:
+    one batch's worth, as before."""
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    return batch * tile * tile * threads
+
+
 def finish_map(saliency: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Saliency in [0, 1] where the input was valid, nodata (-9999) where it was not."""
     out = np.clip(saliency, 0.0, 1.0).astype(np.float32)
@@ -156,7 +166,7 @@ def build_method(
             f"--method exact needs a padding-free model (arch tilenet); {type(model).__name__} "
             "pads its convolutions: use --method fcn"
         )
-    dense = DenseClassifier(trunk, fc, tile, max_positions=batch * tile * tile).to(device).eval()
+    dense = DenseClassifier(trunk, fc, tile, max_positions=dense_chunk_positions(tile, batch, device)).to(device).eval()
 
     def run(slab: np.ndarray, progress=None, top: int = 0, bottom: int = 0) -> np.ndarray:
         strip = default_strip_rows(slab.shape[1] - tile + 1, tile, batch)
