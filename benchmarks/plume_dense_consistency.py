@@ -1,0 +1,169 @@
+"""methane-plume: can GoogLeNet be *trained* so that its `fcn` map follows its `cnn` map? (research, not a test)
+
+    python benchmarks/plume_dense_consistency.py [--tile 64] [--context 64] [--consistency 4] [--epochs 6]
+
+The tile CNN sees zero padding at the tile border; the FCN sees the real neighbours there. This script
+1. trains GoogLeNet (the seed's: 1 channel, 2 classes, aux heads) on synthetic tiles cut with `--context`
+   pixels of real scene around them, labelled 1 when a plume source lies anywhere in the tile. Besides
+   the class-weighted cross-entropy of the tile (the seed's loss), with `--consistency L > 0` a share of
+   each batch also goes through the trunk *with* its context, the tile's final cells are averaged and
+   classified (what the FCN computes at that position), and L x MSE(tile logits, in-context logits) plus
+   the in-context cross-entropy are added. BatchNorm runs on its running statistics in that path, as the
+   FCN does at predict time (with batch statistics the two paths' statistics mix: the tile CNN then
+   answered ~0.5 on background). The in-context loss starts after `--warm` epochs (from the first step
+   it diverged);
+2. measures how far the padding reaches: the in-context answer with M pixels of context against the
+   FCN map, for M = 0 (the tile CNN), 32, 64, 128;
+3. prints the Pearson correlation of `cnn` and `fcn` on crops around plume sources of two synthetic
+   flightlines (every 2nd pixel of the crop +-TILE around a source: both maps vary there).
+Results: docs/methane-plume.md, "Known gap".
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlscale.io.plume_synth import ch4_background, make_flightline, random_plume, render_plume
+from mlscale.plume.checkpoint import build_classifier, trunk_of
+from mlscale.plume.dense import prepare_for_inference
+from mlscale.plume.saliency import build_method, pad_for_tiles, saliency_cnn, standardise
+from mlscale.plume.training import class_weights, plume_loss
+
+PRESET = "COVID_QC"
+STRIDE = 32  # GoogLeNet's output stride
+CPU = torch.device("cpu")
+
+
+def sample(rng: np.random.Generator, tile: int, context: int, positives: float, outside: float):
+    """A (T + 2C)^2 standardised crop and the label of its central T x T tile: 1 if a plume source lies in
+    it; a share `outside` of the crops hold a plume whose source is in the context ring only."""
+    size = tile + 2 * context
+    crop = ch4_background(rng, (size, size))
+
+    def source(inside: bool) -> tuple[float, float]:
+        while True:
+            r, c = rng.uniform(0, size, 2)
+            if (context <= r < context + tile and context <= c < context + tile) == inside:
+                return r, c
+
+    u, label = rng.random(), 0
+    if u < positives + outside and (u < positives or context > 0):
+        label = int(u < positives)
+        crop += render_plume((size, size), random_plume(rng, *source(bool(label))), rng)
+    return standardise(crop, PRESET), label
+
+
+def train(args) -> torch.nn.Module:
+    t, c = args.tile, args.context
+    rng = np.random.default_rng(0)
+    crops, labels = zip(*[sample(rng, t, c, 0.4, 0.3) for _ in range(args.tiles)])
+    x, y = torch.from_numpy(np.stack(crops))[:, None], torch.tensor(labels)
+    weights = class_weights(y.numpy())
+    torch.manual_seed(0)
+    model = build_classifier("googlenet").train()
+    trunk, fc = trunk_of(model)
+    body = torch.nn.Sequential(*trunk)
+    norms = [m for m in body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    batch, k0, k1 = 32, c // STRIDE, (c + t) // STRIDE
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=args.epochs * (args.tiles // batch))
+    for epoch in range(args.epochs):
+        order, total = torch.randperm(args.tiles), np.zeros(2)
+        for i in range(args.tiles // batch):
+            idx = order[i * batch : (i + 1) * batch]
+            xb = torch.rot90(x[idx], int(torch.randint(4, ())), (2, 3))  # plumes blow any way
+            if torch.rand(()) < 0.5:
+                xb = xb.flip(3)
+            out = model(xb[:, :, c : c + t, c : c + t])
+            loss = plume_loss(out, y[idx], weights)
+            if args.consistency > 0 and epoch >= args.warm:
+                n = args.in_context
+                for m in norms:
+                    m.eval()
+                in_context = fc(body(xb[:n])[:, :, k0:k1, k0:k1].mean((2, 3)))
+                for m in norms:
+                    m.train()
+                mismatch = F.mse_loss(in_context, out.logits[:n])
+                loss = loss + args.consistency * mismatch + F.cross_entropy(in_context, y[idx][:n], weight=weights)
+                total[1] += float(mismatch.detach())
+            total[0] += float(loss.detach())
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+        steps = args.tiles // batch
+        print(f"epoch {epoch}: loss {total[0] / steps:.3f}, logit mismatch (MSE) {total[1] / steps:.3f}", flush=True)
+    return model.eval()
+
+
+@torch.no_grad()
+def padding_reach(model: torch.nn.Module, tile: int) -> None:
+    """Mean |in-context answer with M pixels of real context - fcn map| at 24 random interior pixels."""
+    data, _ = make_flightline(np.random.default_rng(2), 12 * tile, 12 * tile, 8, margin=tile)
+    slab = pad_for_tiles(standardise(data[3], PRESET), tile, PRESET)
+    fcn = build_method("fcn", model, tile, 8, CPU)(slab)
+    trunk, fc = trunk_of(model)
+    body = torch.nn.Sequential(*trunk)
+    rng = np.random.default_rng(0)
+    points = rng.integers(5 * tile, 7 * tile, (24, 2))
+    for margin in (0, 32, 64, 128):
+        k = margin // STRIDE
+        probs = [
+            torch.softmax(fc(body(torch.from_numpy(np.ascontiguousarray(
+                slab[r - margin : r + tile + margin, c - margin : c + tile + margin]))[None, None]
+            )[:, :, k : k + tile // STRIDE, k : k + tile // STRIDE].mean((2, 3))), 1)[0, 1].item()
+            for r, c in points
+        ]  # fmt: skip
+        print(f"context {margin:3d} px: mean |p - fcn| = {np.abs(np.array(probs) - fcn[tuple(points.T)]).mean():.4f}")
+
+
+@torch.no_grad()
+def correlations(model: torch.nn.Module, tile: int) -> list[float]:
+    tiles = prepare_for_inference(model)
+    found = []
+    for seed in (2, 3):
+        data, plumes = make_flightline(np.random.default_rng(seed), 6 * tile, 6 * tile, 4, margin=tile)
+        image = standardise(data[3], PRESET)
+        slab = pad_for_tiles(image, tile, PRESET)
+        fcn = build_method("fcn", model, tile, 8, CPU)(slab)
+        for p in plumes[:2]:
+            r, c = int(p.row), int(p.col)
+            (r0, r1), (c0, c1) = [(max(0, v - tile), min(n, v + tile)) for v, n in zip((r, c), image.shape)]
+            rows, cols = np.mgrid[r0:r1:2, c0:c1:2].reshape(2, -1)
+            cnn = saliency_cnn(tiles, slab, tile, 64, CPU, pixels=(rows, cols))
+            found.append(float(np.corrcoef(cnn, fcn[rows, cols])[0, 1]))
+            print(
+                f"flightline {seed}, crop +-{tile} around ({r}, {c}): cnn {cnn.mean():.2f} ± {cnn.std():.2f}, "
+                f"fcn {fcn[rows, cols].mean():.2f} ± {fcn[rows, cols].std():.2f}, correlation {found[-1]:.3f}"
+            )
+    return found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tile", type=int, default=64)
+    ap.add_argument("--context", type=int, default=64, help="real pixels around each training tile (multiple of 32)")
+    ap.add_argument("--consistency", type=float, default=4.0, help="weight of the tile/in-context logit MSE (0: off)")
+    ap.add_argument("--in-context", type=int, default=8, help="crops per batch of 32 that also go in context")
+    ap.add_argument("--tiles", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--warm", type=int, default=1, help="epochs of the tile loss alone first")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    model = train(args)
+    print(f"trained in {time.perf_counter() - t0:.0f} s")
+    padding_reach(model, args.tile)
+    found = correlations(model, args.tile)
+    print(f"fcn vs cnn correlation: min {min(found):.3f}, median {np.median(found):.3f} (goal >= 0.99)")
+
+
+if __name__ == "__main__":
+    main()
