@@ -27,6 +27,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from plume_fcn_vs_cnn import fit  # the same training loop (benchmarks/ is on sys.path when run as a script)
 
 from mlscale.io.plume_synth import ch4_background, make_flightline, random_plume, render_plume
 from mlscale.plume.checkpoint import build_classifier, trunk_of
@@ -69,37 +70,32 @@ def train(args) -> torch.nn.Module:
     trunk, fc = trunk_of(model)
     body = torch.nn.Sequential(*trunk)
     norms = [m for m in body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    batch, k0, k1 = 32, c // STRIDE, (c + t) // STRIDE
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=args.epochs * (args.tiles // batch))
-    for epoch in range(args.epochs):
-        order, total = torch.randperm(args.tiles), np.zeros(2)
-        for i in range(args.tiles // batch):
-            idx = order[i * batch : (i + 1) * batch]
-            xb = torch.rot90(x[idx], int(torch.randint(4, ())), (2, 3))  # plumes blow any way
-            if torch.rand(()) < 0.5:
-                xb = xb.flip(3)
-            out = model(xb[:, :, c : c + t, c : c + t])
-            loss = plume_loss(out, y[idx], weights)
-            if args.consistency > 0 and epoch >= args.warm:
-                n = args.in_context
-                for m in norms:
-                    m.eval()
-                in_context = fc(body(xb[:n])[:, :, k0:k1, k0:k1].mean((2, 3)))
-                for m in norms:
-                    m.train()
-                mismatch = F.mse_loss(in_context, out.logits[:n])
-                loss = loss + args.consistency * mismatch + F.cross_entropy(in_context, y[idx][:n], weight=weights)
-                total[1] += float(mismatch.detach())
-            total[0] += float(loss.detach())
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            sched.step()
-        steps = args.tiles // batch
-        print(f"epoch {epoch}: loss {total[0] / steps:.3f}, logit mismatch (MSE) {total[1] / steps:.3f}", flush=True)
-    return model.eval()
+    k0, k1 = c // STRIDE, (c + t) // STRIDE
+    total = dict.fromkeys(("loss", "mismatch", "batches"), 0.0)  # this epoch's
+
+    def batch_loss(epoch: int, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        out = model(xb[:, :, c : c + t, c : c + t])
+        loss = plume_loss(out, yb, weights)
+        if args.consistency > 0 and epoch >= args.warm:
+            n = args.in_context
+            for m in norms:
+                m.eval()
+            in_context = fc(body(xb[:n])[:, :, k0:k1, k0:k1].mean((2, 3)))
+            for m in norms:
+                m.train()
+            mismatch = F.mse_loss(in_context, out.logits[:n])
+            loss = loss + args.consistency * mismatch + F.cross_entropy(in_context, yb[:n], weight=weights)
+            total["mismatch"] += float(mismatch.detach())
+        total["loss"] += float(loss.detach())
+        total["batches"] += 1
+        return loss
+
+    def after_epoch(epoch: int) -> None:
+        loss, mismatch = total["loss"] / total["batches"], total["mismatch"] / total["batches"]
+        print(f"epoch {epoch}: loss {loss:.3f}, logit mismatch (MSE) {mismatch:.3f}", flush=True)
+        total.update(dict.fromkeys(total, 0.0))
+
+    return fit(model, x, y, args.epochs, batch_loss, clip=5.0, after_epoch=after_epoch)
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -30,28 +31,48 @@ PRESET = "COVID_QC"
 STRIDE = 32  # GoogLeNet's output stride: the per-cell map's cells are this many pixels apart
 
 
+def fit(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    epochs: int,
+    batch_loss: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor],
+    clip: float | None = None,
+    after_epoch: Callable[[int], None] | None = None,
+) -> torch.nn.Module:
+    """The plume benchmarks' training loop: SGD momentum with a one-cycle schedule, batches of 32, each turned
+    by a random quarter turn and flipped half the time (plumes blow any way); `batch_loss(epoch, xb, yb)`
+    is the loss of one batch. Returns the model in eval mode."""
+    n, batch = len(x), 32
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=epochs * (n // batch))
+    for epoch in range(epochs):
+        order = torch.randperm(n)
+        for i in range(n // batch):
+            idx = order[i * batch : (i + 1) * batch]
+            xb = torch.rot90(x[idx], int(torch.randint(4, ())), (2, 3))
+            if torch.rand(()) < 0.5:
+                xb = xb.flip(3)
+            loss = batch_loss(epoch, xb, y[idx])
+            opt.zero_grad()
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            sched.step()
+        if after_epoch:
+            after_epoch(epoch)
+    return model.eval()
+
+
 def train(tile: int, n: int, epochs: int, positives: float, off_centre: float) -> torch.nn.Module:
     rng = np.random.default_rng(0)
     labels = (rng.random(n) < positives).astype(np.int64)
     x = torch.from_numpy(np.stack([standardise(make_tile(rng, tile, bool(y), off_centre), PRESET) for y in labels]))
-    x, y, weights = x[:, None], torch.from_numpy(labels), class_weights(labels)
+    weights = class_weights(labels)
     model = build_classifier("googlenet").train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
-    batch = 32
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.02, total_steps=epochs * (n // batch))
-    for _ in range(epochs):
-        order = torch.randperm(n)
-        for i in range(n // batch):
-            idx = order[i * batch : (i + 1) * batch]
-            xb = torch.rot90(x[idx], int(torch.randint(4, ())), (2, 3))  # plumes blow any way
-            if torch.rand(()) < 0.5:
-                xb = xb.flip(3)
-            loss = plume_loss(model(xb), y[idx], weights)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+    y = torch.from_numpy(labels)
+    return fit(model, x[:, None], y, epochs, lambda _, xb, yb: plume_loss(model(xb), yb, weights))
 
 
 class CellLogits(torch.nn.Module):
