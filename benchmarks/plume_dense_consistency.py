@@ -1,6 +1,7 @@
 """methane-plume: can GoogLeNet be *trained* so that its `fcn` map follows its `cnn` map? (research, not a test)
 
     python benchmarks/plume_dense_consistency.py [--tile 64] [--context 64] [--consistency 4] [--epochs 6]
+        [--crop HALF] [--step N] [--no-reach] [--save PATH | --load PATH] [--padding-mode reflect]
 
 The tile CNN sees zero padding at the tile border; the FCN sees the real neighbours there. This script
 1. trains GoogLeNet (the seed's: 1 channel, 2 classes, aux heads) on synthetic tiles cut with `--context`
@@ -15,7 +16,9 @@ The tile CNN sees zero padding at the tile border; the FCN sees the real neighbo
 2. measures how far the padding reaches: the in-context answer with M pixels of context against the
    FCN map, for M = 0 (the tile CNN), 32, 64, 128;
 3. prints the Pearson correlation of `cnn` and `fcn` on crops around plume sources of two synthetic
-   flightlines (every 2nd pixel of the crop +-TILE around a source: both maps vary there).
+   flightlines (every `--step`-th pixel of the crop +-`--crop` (default: a tile) around a source: both
+   maps vary there); `fcn` is computed on a sub-slab holding the crop's tiles and a tile of real context
+   on every side, so that 256 px tiles stay affordable (`--crop 192 --step 12 --no-reach`).
 Results: docs/methane-plume.md, "Known gap".
 """
 
@@ -59,6 +62,14 @@ def sample(rng: np.random.Generator, tile: int, context: int, positives: float, 
     return standardise(crop, PRESET), label
 
 
+def set_padding_mode(model: torch.nn.Module, mode: str) -> None:
+    """`reflect`: the convolutions pad by mirroring the tile instead of with zeros (research: does the tile
+    CNN then see at its border something closer to the real neighbours that the FCN sees?)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.padding != (0, 0):
+            m.padding_mode = mode
+
+
 def train(args) -> torch.nn.Module:
     t, c = args.tile, args.context
     rng = np.random.default_rng(0)
@@ -67,6 +78,7 @@ def train(args) -> torch.nn.Module:
     weights = class_weights(y.numpy())
     torch.manual_seed(0)
     model = build_classifier("googlenet").train()
+    set_padding_mode(model, args.padding_mode)
     trunk, fc = trunk_of(model)
     body = torch.nn.Sequential(*trunk)
     norms = [m for m in body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
@@ -119,24 +131,39 @@ def padding_reach(model: torch.nn.Module, tile: int) -> None:
         print(f"context {margin:3d} px: mean |p - fcn| = {np.abs(np.array(probs) - fcn[tuple(points.T)]).mean():.4f}")
 
 
+def fcn_window(fcn, slab: np.ndarray, tile: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    """`fcn` map at output pixels rows x cols of `slab`, computed on a sub-slab holding their tiles and up to
+    a tile of real context on every side (the rows' context is what `mlscale plume predict` reads; the
+    columns get the same), so that a crop of a large flightline costs its own size, not the flightline's."""
+    (r0, r1), (c0, c1) = rows, cols
+    start, stop = max(0, r0 - tile), min(len(slab), r1 + 2 * tile - 1)
+    left, right = max(0, c0 - tile), min(slab.shape[1], c1 + 2 * tile - 1)
+    top, bottom = r0 - start, stop - (r1 + tile - 1)
+    block = fcn(slab[start:stop, left:right], top=top, bottom=bottom)
+    return block[:, c0 - left : c1 - left]
+
+
 @torch.no_grad()
-def correlations(model: torch.nn.Module, tile: int) -> list[float]:
+def correlations(model: torch.nn.Module, tile: int, crop: int, step: int) -> list[float]:
     tiles = prepare_for_inference(model)
+    fcn = build_method("fcn", model, tile, 8, CPU)
     found = []
     for seed in (2, 3):
         data, plumes = make_flightline(np.random.default_rng(seed), 6 * tile, 6 * tile, 4, margin=tile)
         image = standardise(data[3], PRESET)
         slab = pad_for_tiles(image, tile, PRESET)
-        fcn = build_method("fcn", model, tile, 8, CPU)(slab)
         for p in plumes[:2]:
             r, c = int(p.row), int(p.col)
-            (r0, r1), (c0, c1) = [(max(0, v - tile), min(n, v + tile)) for v, n in zip((r, c), image.shape)]
-            rows, cols = np.mgrid[r0:r1:2, c0:c1:2].reshape(2, -1)
+            (r0, r1), (c0, c1) = [(max(0, v - crop), min(n, v + crop)) for v, n in zip((r, c), image.shape)]
+            dense = fcn_window(fcn, slab, tile, (r0, r1), (c0, c1))[::step, ::step].ravel()
+            rows, cols = np.mgrid[r0:r1:step, c0:c1:step].reshape(2, -1)
             cnn = saliency_cnn(tiles, slab, tile, 64, CPU, pixels=(rows, cols))
-            found.append(float(np.corrcoef(cnn, fcn[rows, cols])[0, 1]))
+            found.append(float(np.corrcoef(cnn, dense)[0, 1]))
             print(
-                f"flightline {seed}, crop +-{tile} around ({r}, {c}): cnn {cnn.mean():.2f} ± {cnn.std():.2f}, "
-                f"fcn {fcn[rows, cols].mean():.2f} ± {fcn[rows, cols].std():.2f}, correlation {found[-1]:.3f}"
+                f"flightline {seed}, crop +-{crop} around ({r}, {c}), pixel step {step}: "
+                f"cnn {cnn.mean():.2f} ± {cnn.std():.2f}, fcn {dense.mean():.2f} ± {dense.std():.2f}, "
+                f"correlation {found[-1]:.3f}",
+                flush=True,
             )
     return found
 
@@ -150,14 +177,29 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--warm", type=int, default=1, help="epochs of the tile loss alone first")
+    ap.add_argument("--crop", type=int, help="half-width of the compared crop around a plume source (default: tile)")
+    ap.add_argument("--step", type=int, default=2, help="compare every STEP-th pixel of the crop")
+    ap.add_argument("--no-reach", action="store_true", help="skip the padding-reach measurement (costly at 256 px)")
+    ap.add_argument("--save", help="write the trained model's state_dict here")
+    ap.add_argument("--load", help="skip training: compare the model in this state_dict")
+    ap.add_argument("--padding-mode", default="zeros", choices=("zeros", "reflect"), help="the convolutions' padding")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    model = train(args)
-    print(f"trained in {time.perf_counter() - t0:.0f} s")
-    padding_reach(model, args.tile)
-    found = correlations(model, args.tile)
+    if args.load:
+        model = build_classifier("googlenet")
+        set_padding_mode(model, args.padding_mode)
+        model.load_state_dict(torch.load(args.load))
+        model.eval()
+    else:
+        t0 = time.perf_counter()
+        model = train(args)
+        print(f"trained in {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.save:
+            torch.save(model.state_dict(), args.save)
+    if not args.no_reach:
+        padding_reach(model, args.tile)
+    found = correlations(model, args.tile, args.crop or args.tile, args.step)
     print(f"fcn vs cnn correlation: min {min(found):.3f}, median {np.median(found):.3f} (goal >= 0.99)")
 
 
