@@ -35,7 +35,7 @@ from plume_fcn_vs_cnn import fit  # the same training loop (benchmarks/ is on sy
 from mlscale.io.plume_synth import ch4_background, make_flightline, random_plume, render_plume
 from mlscale.plume.checkpoint import build_classifier, trunk_of
 from mlscale.plume.dense import prepare_for_inference
-from mlscale.plume.saliency import build_method, pad_for_tiles, saliency_cnn, standardise
+from mlscale.plume.saliency import build_method, context_window, pad_for_tiles, saliency_cnn, standardise
 from mlscale.plume.training import class_weights, plume_loss
 
 PRESET = "COVID_QC"
@@ -62,6 +62,13 @@ def sample(rng: np.random.Generator, tile: int, context: int, positives: float, 
     return standardise(crop, PRESET), label
 
 
+def in_context_logits(body: torch.nn.Module, fc: torch.nn.Module, x: torch.Tensor, margin: int, tile: int):
+    """What `fcn` computes for a tile: the trunk run on the tile with `margin` px of real scene around it,
+    the tile's own final cells averaged, then classified."""
+    k = margin // STRIDE
+    return fc(body(x)[:, :, k : k + tile // STRIDE, k : k + tile // STRIDE].mean((2, 3)))
+
+
 def set_padding_mode(model: torch.nn.Module, mode: str) -> None:
     """`reflect`: the convolutions pad by mirroring the tile instead of with zeros (research: does the tile
     CNN then see at its border something closer to the real neighbours that the FCN sees?)."""
@@ -82,7 +89,6 @@ def train(args) -> torch.nn.Module:
     trunk, fc = trunk_of(model)
     body = torch.nn.Sequential(*trunk)
     norms = [m for m in body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    k0, k1 = c // STRIDE, (c + t) // STRIDE
     total = dict.fromkeys(("loss", "mismatch", "batches"), 0.0)  # this epoch's
 
     def batch_loss(epoch: int, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -92,7 +98,7 @@ def train(args) -> torch.nn.Module:
             n = args.in_context
             for m in norms:
                 m.eval()
-            in_context = fc(body(xb[:n])[:, :, k0:k1, k0:k1].mean((2, 3)))
+            in_context = in_context_logits(body, fc, xb[:n], c, t)
             for m in norms:
                 m.train()
             mismatch = F.mse_loss(in_context, out.logits[:n])
@@ -121,26 +127,23 @@ def padding_reach(model: torch.nn.Module, tile: int) -> None:
     rng = np.random.default_rng(0)
     points = rng.integers(5 * tile, 7 * tile, (24, 2))
     for margin in (0, 32, 64, 128):
-        k = margin // STRIDE
-        probs = [
-            torch.softmax(fc(body(torch.from_numpy(np.ascontiguousarray(
-                slab[r - margin : r + tile + margin, c - margin : c + tile + margin]))[None, None]
-            )[:, :, k : k + tile // STRIDE, k : k + tile // STRIDE].mean((2, 3))), 1)[0, 1].item()
-            for r, c in points
-        ]  # fmt: skip
+        probs = []
+        for r, c in points:
+            x = slab[r - margin : r + tile + margin, c - margin : c + tile + margin]
+            logits = in_context_logits(body, fc, torch.from_numpy(np.ascontiguousarray(x))[None, None], margin, tile)
+            probs.append(torch.softmax(logits, 1)[0, 1].item())
         print(f"context {margin:3d} px: mean |p - fcn| = {np.abs(np.array(probs) - fcn[tuple(points.T)]).mean():.4f}")
 
 
 def fcn_window(fcn, slab: np.ndarray, tile: int, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
     """`fcn` map at output pixels rows x cols of `slab`, computed on a sub-slab holding their tiles and up to
-    a tile of real context on every side (the rows' context is what `mlscale plume predict` reads; the
-    columns get the same), so that a crop of a large flightline costs its own size, not the flightline's."""
+    a tile of real context on every side (`context_window`: the rows' context is what `mlscale plume predict`
+    reads; the columns get the same), so that a crop of a large flightline costs its own size."""
     (r0, r1), (c0, c1) = rows, cols
-    start, stop = max(0, r0 - tile), min(len(slab), r1 + 2 * tile - 1)
-    left, right = max(0, c0 - tile), min(slab.shape[1], c1 + 2 * tile - 1)
-    top, bottom = r0 - start, stop - (r1 + tile - 1)
-    block = fcn(slab[start:stop, left:right], top=top, bottom=bottom)
-    return block[:, c0 - left : c1 - left]
+    start, stop, top = context_window(r0, r1, 0, slab.shape[0], tile, tile)
+    left, right, skip = context_window(c0, c1, 0, slab.shape[1], tile, tile)
+    block = fcn(slab[start:stop, left:right], top=top, bottom=stop - (r1 + tile - 1))
+    return block[:, skip : skip + c1 - c0]
 
 
 @torch.no_grad()
