@@ -22,7 +22,7 @@ from mlscale.bench.config import RunConfig
 from mlscale.bench.runner import Trainer
 from mlscale.bench.timing import NullTimer, make_timer
 from mlscale.bench.workload import Context
-from mlscale.bench.workloads.synthetic import Synthetic, SyntheticConfig
+from mlscale.workloads.synthetic.workload import Synthetic, SyntheticConfig
 
 
 def build_trainer(model: str, image_size: int, batch: int, steps: int, device: str):

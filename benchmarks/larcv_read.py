@@ -21,7 +21,7 @@ import numpy as np
 
 from mlscale.io import h5chunks
 from mlscale.io.larcv import LarcvFile, LarcvWriter
-from mlscale.io.larcv_synth import EventGenerator, SynthParams
+from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "cosmic_tagging_light.h5"
 PRODUCERS = ("sbndwire", "sbnd_cosmicseg")

@@ -32,11 +32,17 @@ import torch
 import torch.nn.functional as F
 from plume_fcn_vs_cnn import fit  # the same training loop (benchmarks/ is on sys.path when run as a script)
 
-from mlscale.io.plume_synth import ch4_background, make_flightline, random_plume, render_plume
-from mlscale.plume.checkpoint import build_classifier, trunk_of
-from mlscale.plume.dense import prepare_for_inference
-from mlscale.plume.saliency import build_method, context_window, pad_for_tiles, saliency_cnn, standardise
-from mlscale.plume.training import class_weights, plume_loss
+from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, trunk_of
+from mlscale.workloads.methane_plume.dense import prepare_for_inference
+from mlscale.workloads.methane_plume.saliency import (
+    build_method,
+    context_window,
+    pad_for_tiles,
+    saliency_cnn,
+    standardise,
+)
+from mlscale.workloads.methane_plume.synth import ch4_background, make_flightline, random_plume, render_plume
+from mlscale.workloads.methane_plume.training import class_weights, plume_loss
 
 PRESET = "COVID_QC"
 STRIDE = 32  # GoogLeNet's output stride
@@ -84,7 +90,7 @@ def train(args) -> torch.nn.Module:
     x, y = torch.from_numpy(np.stack(crops))[:, None], torch.tensor(labels)
     weights = class_weights(y.numpy())
     torch.manual_seed(0)
-    model = build_classifier("googlenet").train()
+    model = build_tile_classifier("googlenet").train()
     set_padding_mode(model, args.padding_mode)
     trunk, fc = trunk_of(model)
     body = torch.nn.Sequential(*trunk)
@@ -190,7 +196,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.load:
-        model = build_classifier("googlenet")
+        model = build_tile_classifier("googlenet")
         set_padding_mode(model, args.padding_mode)
         model.load_state_dict(torch.load(args.load))
         model.eval()

@@ -4,7 +4,7 @@
 
 Times, on one crop of a synthetic flightline:
 - cnn (GoogLeNet): one 256x256 tile per pixel (timed on a random sample of the crop's pixels);
-- fcn (GoogLeNet): dense FCN with tile-sized pooling and shift-and-stitch (`mlscale.plume.dense`);
+- fcn (GoogLeNet): dense FCN with tile-sized pooling and shift-and-stitch (`mlscale.workloads.methane_plume.dense`);
 - cnn (tilenet) and exact (tilenet): the same pair for the padding-free network, where the dense
   map equals the tile CNN.
 The four are timed in turn, `--rounds` times (interleaved, so that a change in the machine's load hits
@@ -26,10 +26,16 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mlscale.io.plume_synth import make_flightline
-from mlscale.plume.checkpoint import build_classifier, load_checkpoint
-from mlscale.plume.dense import prepare_for_inference
-from mlscale.plume.saliency import build_method, context_rows, pad_for_tiles, saliency_cnn, standardise
+from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, load_checkpoint
+from mlscale.workloads.methane_plume.dense import prepare_for_inference
+from mlscale.workloads.methane_plume.saliency import (
+    build_method,
+    context_rows,
+    pad_for_tiles,
+    saliency_cnn,
+    standardise,
+)
+from mlscale.workloads.methane_plume.synth import make_flightline
 
 FULL = (2801, 669)  # the seed's flightline: lines x samples
 SEED = "seed (cnn, GoogLeNet): 8 h on 32 CPU cores (E5-2667 v4), 1.3 h on one Tesla M60"
@@ -87,8 +93,8 @@ def main() -> None:
     data, _ = make_flightline(rng, args.crop, args.crop, plumes=2, margin=4)
     ch4 = standardise(data[3], "COVID_QC")
     slab = pad_for_tiles(ch4, args.tile, "COVID_QC")
-    googlenet = load_checkpoint(args.checkpoint)[0] if args.checkpoint else build_classifier("googlenet").eval()
-    tilenet = build_classifier("tilenet").eval()
+    googlenet = load_checkpoint(args.checkpoint)[0] if args.checkpoint else build_tile_classifier("googlenet").eval()
+    tilenet = build_tile_classifier("tilenet").eval()
     print(
         f"machine: {platform.processor() or platform.machine()}, {args.threads} thread(s), torch "
         f"{torch.__version__}; crop {args.crop}x{args.crop}, tile {args.tile}, batch {args.batch}, "

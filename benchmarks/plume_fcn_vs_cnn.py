@@ -21,11 +21,11 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from mlscale.io.plume_synth import make_flightline, make_tile
-from mlscale.plume.checkpoint import build_classifier, trunk_of
-from mlscale.plume.dense import DenseClassifier, prepare_for_inference
-from mlscale.plume.saliency import pad_for_tiles, standardise
-from mlscale.plume.training import class_weights, plume_loss
+from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, trunk_of
+from mlscale.workloads.methane_plume.dense import DenseClassifier, prepare_for_inference
+from mlscale.workloads.methane_plume.saliency import pad_for_tiles, standardise
+from mlscale.workloads.methane_plume.synth import make_flightline, make_tile
+from mlscale.workloads.methane_plume.training import class_weights, plume_loss
 
 PRESET = "COVID_QC"
 STRIDE = 32  # GoogLeNet's output stride: the per-cell map's cells are this many pixels apart
@@ -70,7 +70,7 @@ def train(tile: int, n: int, epochs: int, positives: float, off_centre: float) -
     labels = (rng.random(n) < positives).astype(np.int64)
     x = torch.from_numpy(np.stack([standardise(make_tile(rng, tile, bool(y), off_centre), PRESET) for y in labels]))
     weights = class_weights(labels)
-    model = build_classifier("googlenet").train()
+    model = build_tile_classifier("googlenet").train()
     y = torch.from_numpy(labels)
     return fit(model, x[:, None], y, epochs, lambda _, xb, yb: plume_loss(model(xb), yb, weights))
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mlscale.io.cosmic_loader import PACKED_DTYPE, CosmicLoader
 from mlscale.io.larcv import LarcvFile, LarcvWriter, densify, densify_labels
-from mlscale.io.larcv_synth import EventGenerator, SynthParams
 from mlscale.launch.comm import create_communicator
 from mlscale.launch.env import detect_environment
+from mlscale.workloads.cosmic_tagger.loader import PACKED_DTYPE, CosmicLoader
+from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
 
 class TimedComm:

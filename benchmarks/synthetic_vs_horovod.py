@@ -134,9 +134,9 @@ def paired_worker(args: argparse.Namespace) -> None:
     from mlscale.bench.runner import Trainer, select_device
     from mlscale.bench.timing import make_timer
     from mlscale.bench.workload import Context
-    from mlscale.bench.workloads.synthetic import Synthetic, SyntheticConfig
     from mlscale.launch.comm import create_communicator
     from mlscale.launch.env import detect_environment
+    from mlscale.workloads.synthetic.workload import Synthetic, SyntheticConfig
 
     env = detect_environment()
     comm = create_communicator("horovod", env)

@@ -71,8 +71,10 @@ def raw_command(name: str, help: str, order: int = 50):
 
 def _load_commands() -> None:
     import mlscale.commands
+    from mlscale.workloads import import_all
 
     import_submodules(mlscale.commands)
+    import_all("cli")  # a workload's seed CLI (e.g. `mlscale plume`)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,9 @@
-"""Plug-in registration shared by launchers, backends, workloads and observers.
+"""Plug-in registration shared by launchers, backends, engines, workloads and observers.
 
 A class that sets `name` registers itself in its family's `registry` when it is
 defined; modules in a plug-in folder are imported with `import_submodules`, so
-no core file lists the plug-ins by hand (ReFrame's style).
+no core file lists the plug-ins by hand (ReFrame's style). A second class with a
+name already taken is refused: one of them would silently win otherwise.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import importlib
 import pkgutil
 from types import ModuleType
 from typing import ClassVar
+
+
+class DuplicateNameError(TypeError):
+    """Two plug-ins of one family claim the same name."""
 
 
 class Registered:
@@ -24,8 +29,19 @@ class Registered:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        if cls.name:
-            cls.registry[cls.name] = cls
+        if not cls.name:
+            return
+        taken = cls.registry.get(cls.name)
+        if taken is not None and _where(taken) != _where(cls):  # the same class imported again is fine
+            family = next(k.__name__ for k in cls.__mro__ if "registry" in vars(k))
+            raise DuplicateNameError(
+                f"{family} name {cls.name!r} is taken twice: by {_where(taken)} and by {_where(cls)}; rename one"
+            )
+        cls.registry[cls.name] = cls
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def import_submodules(package: ModuleType) -> None:

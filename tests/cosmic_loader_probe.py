@@ -11,9 +11,9 @@ import json
 import sys
 
 from mlscale.errors import UserError
-from mlscale.io.cosmic_loader import CosmicLoader
 from mlscale.launch.comm import create_communicator
 from mlscale.launch.env import detect_environment
+from mlscale.workloads.cosmic_tagger.loader import CosmicLoader
 
 
 def digest(array) -> str:

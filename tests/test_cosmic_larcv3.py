@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO, SHARED_DATA
 
 from mlscale.io.larcv import LarcvFile, LarcvWriter, densify
-from mlscale.io.larcv_synth import EventGenerator, SynthParams
+from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
 larcv = pytest.importorskip("larcv", reason="larcv3 is not installed (make larcv builds it into the wheel cache)")
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from mlscale.errors import UserError
-from mlscale.io.cosmic_loader import CosmicLoader
 from mlscale.io.larcv import LarcvFile, LarcvWriter, SparseEvents, densify, densify_labels
-from mlscale.io.larcv_synth import EventGenerator, SynthParams
 from mlscale.launch.comm import create_communicator
 from mlscale.launch.env import detect_environment
+from mlscale.workloads.cosmic_tagger.loader import CosmicLoader
+from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
 WIRE, SEG = "sbndwire", "sbnd_cosmicseg"
 SHAPE = (64, 128)

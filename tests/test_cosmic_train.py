@@ -12,7 +12,7 @@ import torch
 from conftest import run_mlscale
 
 from mlscale.io.larcv import LarcvFile, densify_labels
-from mlscale.models.cosmic_metrics import metrics_from_predictions
+from mlscale.workloads.cosmic_tagger.metrics import metrics_from_predictions
 
 SMALL_NET = ["--n-initial-filters", "8", "--network-depth", "3", "--res-blocks-per-layer", "1",
              "--res-blocks-deepest-layer", "1", "--res-blocks-final", "1"]  # fmt: skip

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlscale.models.cosmic_metrics import WEIGHTINGS, metrics_from_predictions, pixel_weights, segmentation_loss
-from mlscale.models.uresnet import UResNet, UResNetConfig
+from mlscale.workloads.cosmic_tagger.config import WEIGHTINGS
+from mlscale.workloads.cosmic_tagger.metrics import metrics_from_predictions, pixel_weights, segmentation_loss
+from mlscale.workloads.cosmic_tagger.model import UResNet, UResNetConfig
 
 
 def n_params(model) -> int:

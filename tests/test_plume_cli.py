@@ -13,7 +13,7 @@ import rasterio
 import torch
 from conftest import run_mlscale
 
-from mlscale.plume.checkpoint import build_classifier, save_checkpoint
+from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, save_checkpoint
 
 REAL_HDR = "ang20200924t211102_ch4mf_v2y1_img.hdr"
 TILE = 128  # the smallest tile the padding-free tilenet takes: keeps the test fast
@@ -49,7 +49,7 @@ def plume_data(tmp_path_factory) -> Path:
 def untrained(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     return save_checkpoint(
-        tmp_path_factory.mktemp("model") / "tilenet.pt", build_classifier("tilenet"), "tilenet", "CalCH4_v8", TILE
+        tmp_path_factory.mktemp("model") / "tilenet.pt", build_tile_classifier("tilenet"), "tilenet", "CalCH4_v8", TILE
     )
 
 
@@ -143,7 +143,7 @@ def test_fcn_does_not_depend_on_the_rank_split(plume_data, tmp_path):
     and below, so 2 ranks give the map 1 rank gives (without it, a seam showed at the rank boundary)."""
     flightline = plume_data / "flightlines" / "ang_synth000_ch4mf_img"
     torch.manual_seed(0)
-    model = build_classifier("googlenet")
+    model = build_tile_classifier("googlenet")
     for m in model.modules():  # an output that varies from tile to tile
         if isinstance(m, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(m.weight)
@@ -173,7 +173,7 @@ def test_bad_input_is_one_line(case, shared_data, plume_data, untrained, tmp_pat
     if case == "missing-model":
         model = tmp_path / "nope.pt"
     if case == "exact-googlenet":
-        model = save_checkpoint(tmp_path / "g.pt", build_classifier("googlenet"), "googlenet", "COVID_QC", 256)
+        model = save_checkpoint(tmp_path / "g.pt", build_tile_classifier("googlenet"), "googlenet", "COVID_QC", 256)
     out = tmp_path / "out"
     proc = _predict(flightline, model, out, "exact", 4, check=False)
     expected = {

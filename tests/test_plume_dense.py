@@ -8,9 +8,22 @@ import torch
 import torch.nn.functional as F
 
 from mlscale.errors import UserError
-from mlscale.plume.checkpoint import build_classifier, trunk_of
-from mlscale.plume.dense import DenseClassifier, Strided, _chunks, batch_to_space, prepare_for_inference, space_to_batch
-from mlscale.plume.saliency import build_method, context_window, pad_for_tiles, saliency_cnn, standardise
+from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, trunk_of
+from mlscale.workloads.methane_plume.dense import (
+    DenseClassifier,
+    Strided,
+    _chunks,
+    batch_to_space,
+    prepare_for_inference,
+    space_to_batch,
+)
+from mlscale.workloads.methane_plume.saliency import (
+    build_method,
+    context_window,
+    pad_for_tiles,
+    saliency_cnn,
+    standardise,
+)
 
 CPU = torch.device("cpu")
 
@@ -18,7 +31,7 @@ CPU = torch.device("cpu")
 def _scrambled(arch: str) -> torch.nn.Module:
     """A model whose output varies from tile to tile: random weights and BatchNorm statistics."""
     torch.manual_seed(0)
-    model = build_classifier(arch)
+    model = build_tile_classifier(arch)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.3, 0.3)
@@ -106,7 +119,7 @@ def test_exact_equals_cnn_on_a_crop():
 
 def test_exact_refuses_a_padded_network():
     with pytest.raises(UserError, match="padding-free"):
-        build_method("exact", build_classifier("googlenet"), 256, 1, CPU)
+        build_method("exact", build_tile_classifier("googlenet"), 256, 1, CPU)
 
 
 @pytest.fixture(scope="module")

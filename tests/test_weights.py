@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import TINY_SYNTHETIC, run_mlscale
 
-from mlscale.models.classifiers import TinyCNN
+from mlscale.workloads.synthetic.model import TinyCNN
 
 
 def _epochs(out, run_id):
@@ -36,7 +36,7 @@ def _train_loss_of(path, batch_size: int) -> float:
     """The training-mode loss of the saved weights on rank 0's synthetic training batch, computed here."""
     from mlscale.bench.config import RunConfig
     from mlscale.bench.workload import Context
-    from mlscale.bench.workloads.synthetic import Synthetic, SyntheticConfig
+    from mlscale.workloads.synthetic.workload import Synthetic, SyntheticConfig
 
     run = RunConfig(batch_size=batch_size, device="cpu")
     workload = Synthetic(SyntheticConfig("tiny", 32, 10), Context.single_process(run))

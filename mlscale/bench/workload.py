@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlscale.errors import UserError
-from mlscale.registry import Registered, import_submodules
+from mlscale.registry import Registered
 
 if TYPE_CHECKING:  # torch is imported by the runner, not at registry time
     import logging
@@ -161,9 +161,9 @@ class Workload(Registered):
 
 
 def workload_names() -> list[str]:
-    import mlscale.bench.workloads
+    from mlscale.workloads import import_all
 
-    import_submodules(mlscale.bench.workloads)
+    import_all("workload")
     return sorted(Workload.registry)
 
 

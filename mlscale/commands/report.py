@@ -55,9 +55,9 @@ def _section(title: str, df, fmt: str) -> str:
 
 def report(args: argparse.Namespace) -> int:
     from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
-    from mlscale.results.plume_table import plume_runtime_table
     from mlscale.results.record import atomic_write_text, load_ranks, load_records
     from mlscale.results.tables import inference_table, rank_table, scaling_list, scaling_table, to_csv, training_table
+    from mlscale.workloads.methane_plume.tables import plume_runtime_table
 
     paths = without_empty_sweeps(args.runs)
     records = load_records(paths) if paths else []

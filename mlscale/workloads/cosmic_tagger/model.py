@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mlscale.workloads.cosmic_tagger.config import CHOICES
+
 
 @dataclass
 class UResNetConfig:
@@ -45,14 +47,6 @@ class UResNetConfig:
     upsampling: str = "convolutional"  # convolutional | interpolation
     n_planes: int = 3
     n_classes: int = 3
-
-
-CHOICES = {
-    "connections": ("sum", "concat", "none"),
-    "growth_rate": ("multiplicative", "additive"),
-    "downsampling": ("convolutional", "max_pooling"),
-    "upsampling": ("convolutional", "interpolation"),
-}
 
 
 def validate(cfg: UResNetConfig) -> None:

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from mlscale.errors import UserError
-from mlscale.io.plume_synth import TILES_FORMAT
-from mlscale.plume.saliency import standardise
+from mlscale.workloads.methane_plume.saliency import standardise
+from mlscale.workloads.methane_plume.synth import TILES_FORMAT
 
 AUX_WEIGHT = 0.3  # torchvision's / the GoogLeNet paper's weight of each aux head
 

@@ -5,27 +5,12 @@ not a data pipeline."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from mlscale.bench.config import opt
 from mlscale.bench.workload import Workload
-from mlscale.models.classifiers import CLASSIFIERS, build_classifier
-
-
-@dataclass
-class SyntheticConfig:
-    model: str = opt(
-        "resnet50",
-        "network: torchvision ResNets (no weights downloaded) or 'tiny' for quick checks",
-        choices=CLASSIFIERS,
-    )
-    image_size: int = opt(224, "height and width of the random images")
-    num_classes: int = opt(1000, "classes of the random labels")
-    steps_per_epoch: int = opt(100, "training batches per epoch per rank")
-    test_steps: int = opt(10, "test (and inference) batches per epoch per rank")
+from mlscale.workloads.synthetic.config import SyntheticConfig
+from mlscale.workloads.synthetic.model import build_network
 
 
 class RepeatedBatch:
@@ -63,7 +48,7 @@ class Synthetic(Workload):
         return torch.optim.SGD(params, lr=lr)
 
     def build_model(self):
-        return build_classifier(self.config.model, self.config.num_classes)
+        return build_network(self.config.model, self.config.num_classes)
 
     def loss(self, output, batch):
         return F.cross_entropy(output, batch[1])

@@ -31,8 +31,8 @@ import numpy as np
 
 from mlscale.errors import UserError
 from mlscale.io.larcv import LarcvFile, dense_charge, dense_labels, dense_shape
+from mlscale.workloads.cosmic_tagger.config import STRATEGIES
 
-STRATEGIES = ("scatter", "indices", "shard")
 # One 8-byte slot per voxel: key = label << 30 | (plane * H * W + larcv id), and the charge.
 PACKED_DTYPE = np.dtype([("key", "<u4"), ("value", "<f4")])
 LABEL_SHIFT = 30

@@ -14,19 +14,19 @@ import torch
 from torch import nn
 
 from mlscale.errors import UserError
-from mlscale.plume.names import ARCHS
+from mlscale.workloads.methane_plume.config import ARCHS
 
 FORMAT = "mlscale-plume-1"
 MODELS_ENV = "MLSCALE_PLUME_MODELS"  # where `-m COVID_QC` looks for COVID_QC.pt (besides ./models)
 
 
-def build_classifier(arch: str) -> nn.Module:
+def build_tile_classifier(arch: str) -> nn.Module:
     if arch == "googlenet":
-        from mlscale.models.googlenet_plume import googlenet_plume
+        from mlscale.workloads.methane_plume.googlenet import googlenet_plume
 
         return googlenet_plume()
     if arch == "tilenet":
-        from mlscale.models.plume_tilenet import ValidTileNet
+        from mlscale.workloads.methane_plume.tilenet import ValidTileNet
 
         return ValidTileNet()
     raise UserError(f"unknown plume model architecture {arch!r}; choose one of: {', '.join(ARCHS)}")
@@ -128,7 +128,7 @@ def load_checkpoint(path: str | os.PathLike, arch: str | None = None) -> tuple[n
         raise UserError(
             f"{path}: not an mlscale plume checkpoint (no format {FORMAT!r}); a bare state_dict needs --arch"
         )
-    model = build_classifier(arch or meta["arch"])
+    model = build_tile_classifier(arch or meta["arch"])
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

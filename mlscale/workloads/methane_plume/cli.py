@@ -25,7 +25,7 @@ EPILOG = """examples:
 
 
 def _configure(parser: argparse.ArgumentParser):
-    from mlscale.plume.names import ARCHS, METHODS, PRESETS
+    from mlscale.workloads.methane_plume.config import ARCHS, METHODS, PRESETS
 
     parser.epilog = EPILOG
     sub = parser.add_subparsers(dest="plume_command", metavar="{predict,train}", parser_class=type(parser))
@@ -136,10 +136,10 @@ def predict(args: argparse.Namespace) -> int:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
     from mlscale.bench.config import RunConfig
     from mlscale.bench.runner import run_benchmark
-    from mlscale.bench.workloads.methane_plume import MethanePlume, MethanePlumeConfig
     from mlscale.io.envi import envi_header_name, inspect_envi
-    from mlscale.plume.checkpoint import load_checkpoint, resolve_model_path
-    from mlscale.plume.names import PRESETS
+    from mlscale.workloads.methane_plume.checkpoint import load_checkpoint, resolve_model_path
+    from mlscale.workloads.methane_plume.config import PRESETS
+    from mlscale.workloads.methane_plume.workload import MethanePlume, MethanePlumeConfig
 
     inspect_envi(args.flightline, expect_bands=4)  # every rank: a bad file stops all of them, at once
     model_path = resolve_model_path(args.model)
@@ -192,16 +192,16 @@ def train(args: argparse.Namespace) -> int:
     device = _device(args.gpus)
     from mlscale.bench.config import RunConfig
     from mlscale.bench.runner import run_benchmark
-    from mlscale.bench.workloads.methane_plume import MethanePlume, MethanePlumeConfig
-    from mlscale.plume.checkpoint import build_classifier, check_tile_size
-    from mlscale.plume.training import read_labels
+    from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, check_tile_size
+    from mlscale.workloads.methane_plume.training import read_labels
+    from mlscale.workloads.methane_plume.workload import MethanePlume, MethanePlumeConfig
 
     read_labels(args.tiles, "train")  # every rank: a bad file is one error line, before any work
     import h5py
 
     with h5py.File(args.tiles, "r") as h5:
         tile_size = int(h5.attrs["tile_size"])
-    check_tile_size(build_classifier(args.arch), args.arch, tile_size)
+    check_tile_size(build_tile_classifier(args.arch), args.arch, tile_size)
     config = MethanePlumeConfig(
         tiles=str(args.tiles),
         arch=args.arch,

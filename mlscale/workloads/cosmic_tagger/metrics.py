@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-WEIGHTINGS = ("focal", "light", "even", "none")
+from mlscale.workloads.cosmic_tagger.config import WEIGHTINGS
+
 LIGHT_WEIGHTS = (1.0, 1.5, 10.0)
 METRICS = ("accuracy", "non_bkg_accuracy", "neutrino_accuracy", "cosmic_iou", "neutrino_iou", "miou")
 BACKGROUND, COSMIC, NEUTRINO = 0, 1, 2

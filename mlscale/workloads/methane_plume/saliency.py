@@ -2,7 +2,7 @@
 
 - ``cnn``: the seed's method: pad the CH4 band by T/2 (top/left) and T/2 - 1 (bottom/right) and
   classify the T x T tile centred on every pixel; H x W forward passes.
-- ``fcn``: the same classifier evaluated densely (`mlscale.plume.dense`): fc as a 1x1 conv,
+- ``fcn``: the same classifier evaluated densely (`mlscale.workloads.methane_plume.dense`): fc as a 1x1 conv,
   tile-sized pooling, shift-and-stitch over the output stride, computed once per strided layer.
 - ``exact``: dense evaluation of a padding-free tile network; equals ``cnn`` to float rounding.
 
@@ -20,7 +20,7 @@ import torch
 
 from mlscale.errors import UserError
 from mlscale.io.envi import NODATA
-from mlscale.plume.names import CLAMP, METHODS, PRESETS
+from mlscale.workloads.methane_plume.config import CLAMP, METHODS, PRESETS
 
 
 def standardise(ch4: np.ndarray, preset: str) -> np.ndarray:
@@ -150,8 +150,8 @@ def build_method(
     """`f(slab, progress=None, top=0, bottom=0) -> (R, W)` saliency for the chosen method; `model` in eval
     mode on `device`. The slab holds the R output rows' tiles plus `top` and `bottom` rows of context (at
     most `context_rows(method, tile)`; only ``fcn`` reads them)."""
-    from mlscale.plume.checkpoint import trunk_of
-    from mlscale.plume.dense import DenseClassifier, is_padding_free, prepare_for_inference
+    from mlscale.workloads.methane_plume.checkpoint import trunk_of
+    from mlscale.workloads.methane_plume.dense import DenseClassifier, is_padding_free, prepare_for_inference
 
     if method not in METHODS:
         raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")

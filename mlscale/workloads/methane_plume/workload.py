@@ -18,52 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlscale.bench.config import opt
 from mlscale.bench.workload import Workload
 from mlscale.errors import UserError
-from mlscale.plume.checkpoint import build_classifier, check_tile_size, load_checkpoint, save_checkpoint
-from mlscale.plume.names import ARCHS, METHODS, PRESETS
-
-
-@dataclass
-class MethanePlumeConfig:
-    tiles: str = opt("", "training tiles (tiles.h5 from `mlscale data methane-plume`), for --mode train", metavar="H5")
-    flightline: str = opt("", "ENVI flightline (data file; its .hdr beside it), for inference", metavar="IMG")
-    arch: str = opt(
-        "googlenet",
-        "tile classifier: googlenet (the seed's) or tilenet (padding-free, for --method exact)",
-        choices=ARCHS,
-    )
-    preset: str = opt("COVID_QC", "CH4 normalisation (mean, std) of the seed's models", choices=tuple(PRESETS))
-    tile_size: int = opt(256, "tile height and width in pixels")
-    checkpoint: str = opt(
-        "",
-        "weights to start from (a checkpoint from `mlscale plume train` or this workload's --save-checkpoint)",
-        metavar="PATH",
-    )
-    save_checkpoint: str = opt("", "after training, write the weights (and best-F1 threshold) here", metavar="PATH")
-    method: str = opt(
-        "fcn",
-        "inference method: cnn (a tile per pixel), fcn (dense FCN, shift-and-stitch), "
-        "exact (dense, padding-free tilenet only)",
-        choices=METHODS,
-    )
-    rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow")
-    augment: bool = opt(True, "random flips and rotations of training tiles")
-    workers: int = opt(0, "DataLoader worker processes per rank")
-
-
-@dataclass
-class MethanePlumeData:
-    lines: int = opt(2801, "flightline lines (rows); the seed's sample has 2801")
-    samples: int = opt(669, "flightline samples (columns); the seed's sample has 669")
-    flightlines: int = opt(1, "number of flightlines")
-    plumes: int = opt(8, "plumes per flightline")
-    train_tiles: int = opt(1000, "training tiles")
-    test_tiles: int = opt(200, "test tiles")
-    tile_size: int = opt(256, "tile height and width")
-    positive_fraction: float = opt(0.08, "fraction of tiles with a plume (the seed's data: 4 to 9 percent)")
-    seed: int = opt(0, "random seed")
+from mlscale.workloads.methane_plume.checkpoint import (
+    build_tile_classifier,
+    check_tile_size,
+    load_checkpoint,
+    save_checkpoint,
+)
+from mlscale.workloads.methane_plume.config import MethanePlumeConfig, MethanePlumeData
 
 
 class MethanePlume(Workload):
@@ -90,7 +53,7 @@ class MethanePlume(Workload):
     def build_data(self, split: str):
         if split == "inference":
             return self._inference_batches()
-        from mlscale.plume.training import TileDataset, class_weights, read_labels
+        from mlscale.workloads.methane_plume.training import TileDataset, class_weights, read_labels
 
         cfg, ctx = self.config, self.ctx
         if not cfg.tiles:
@@ -122,8 +85,8 @@ class MethanePlume(Workload):
         """Rank 0 reads the flightline; every rank gets its block of rows plus the T-1 halo rows, and for
         fcn up to a tile of context rows on each side where its block meets another rank's."""
         from mlscale.io.envi import read_envi
-        from mlscale.io.plume_synth import CH4_BAND
-        from mlscale.plume.saliency import context_rows, pad_for_tiles, row_blocks, standardise
+        from mlscale.workloads.methane_plume.saliency import context_rows, pad_for_tiles, row_blocks, standardise
+        from mlscale.workloads.methane_plume.synth import CH4_BAND
 
         cfg, comm, tile = self.config, self.ctx.comm, self.config.tile_size
         context = context_rows(cfg.method, tile)
@@ -163,7 +126,7 @@ class MethanePlume(Workload):
                 raise UserError(f"{cfg.checkpoint}: holds a {meta['arch']} model, not --arch {cfg.arch}")
         else:
             torch.manual_seed(self.ctx.run.seed)
-            model = build_classifier(cfg.arch)
+            model = build_tile_classifier(cfg.arch)
         check_tile_size(model, cfg.arch, cfg.tile_size)
         self._model_ref = model
         return model
@@ -171,7 +134,7 @@ class MethanePlume(Workload):
     def forward(self, model, batch):
         if isinstance(batch, SlabBatch):
             if self._method_fn is None:
-                from mlscale.plume.saliency import build_method
+                from mlscale.workloads.methane_plume.saliency import build_method
 
                 bare = getattr(model, "module", model)
                 bare = getattr(bare, "_orig_mod", bare)  # torch.compile
@@ -188,14 +151,14 @@ class MethanePlume(Workload):
         return batch.pixels if isinstance(batch, SlabBatch) else len(batch[0])
 
     def loss(self, output, batch):
-        from mlscale.plume.training import plume_loss
+        from mlscale.workloads.methane_plume.training import plume_loss
 
         if self._weights is None:
             self._weights = torch.ones(2)
         return plume_loss(output, batch[1], self._weights)
 
     def metrics(self, output, batch):
-        from mlscale.plume.training import plume_probability
+        from mlscale.workloads.methane_plume.training import plume_probability
 
         prob = plume_probability(output)
         labels = batch[1]
@@ -222,7 +185,7 @@ class MethanePlume(Workload):
 
     def finish_inference(self, out_dir: Path) -> dict:
         from mlscale.io.envi import write_envi
-        from mlscale.plume.saliency import finish_map
+        from mlscale.workloads.methane_plume.saliency import finish_map
 
         parts = self.ctx.comm.gather(self._saliency)  # rows never computed (--max-steps) stay NaN -> nodata
         facts = {
@@ -275,7 +238,7 @@ class MethanePlume(Workload):
 
     def _threshold_info(self) -> dict:
         """Best-F1 threshold over every rank's last test pass (called on every rank)."""
-        from mlscale.plume.training import best_f1_threshold
+        from mlscale.workloads.methane_plume.training import best_f1_threshold
 
         probs = torch.cat(self._eval_probs).float().cpu().numpy()
         labels = torch.cat(self._eval_labels).cpu().numpy()
@@ -305,7 +268,7 @@ class MethanePlume(Workload):
     # -- synthetic data ------------------------------------------------------
     @classmethod
     def write_data(cls, config: MethanePlumeData, out: Path) -> str:
-        from mlscale.io.plume_synth import make_flightline, write_flightline, write_tiles
+        from mlscale.workloads.methane_plume.synth import make_flightline, write_flightline, write_tiles
 
         if min(config.lines, config.samples, config.tile_size) < 8 or config.flightlines < 0:
             raise UserError("mlscale data methane-plume: --lines, --samples and --tile-size must be at least 8")
@@ -351,7 +314,7 @@ class SlabBatches:
     holds `top` and `bottom` rows of context beyond the block's tiles; a strip takes what it can use."""
 
     def __init__(self, slab: np.ndarray, config: MethanePlumeConfig, batch: int, most_rows: int, top: int, bottom: int):
-        from mlscale.plume.saliency import context_rows, default_strip_rows
+        from mlscale.workloads.methane_plume.saliency import context_rows, default_strip_rows
 
         tile = config.tile_size
         self.slab, self.tile, self.top = slab, tile, top
@@ -368,7 +331,7 @@ class SlabBatches:
         return self.count
 
     def __iter__(self):
-        from mlscale.plume.saliency import context_window
+        from mlscale.workloads.methane_plume.saliency import context_window
 
         for i in range(self.count):
             r0 = min(self.rows, i * self.strip)

@@ -2,7 +2,7 @@
 
 Every convolution and pooling is "valid" (no padding, floor mode), so a tile's output depends only
 on the tile's own pixels and the network is exactly translation-equivariant on its stride grid.
-That is what lets `mlscale.plume.dense` evaluate it densely over a whole flightline and reproduce
+That is what lets `mlscale.workloads.methane_plume.dense` evaluate it densely over a whole flightline and reproduce
 the per-pixel tile CNN exactly (the `exact` inference method). A 256x256 tile ends in a 10x10
 feature map (total stride 16) that is averaged, then classified.
 """

@@ -11,72 +11,25 @@ fixed-size sparse buffers (`--io-strategy scatter`), or scatters entry indices
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mlscale.bench.config import opt
 from mlscale.bench.workload import Workload
 from mlscale.errors import UserError
-from mlscale.io.cosmic_loader import STRATEGIES, CosmicLoader
 from mlscale.io.larcv import LarcvFile, LarcvWriter, SparseEvents
-from mlscale.io.larcv_synth import EventGenerator, SynthParams, shape_for
-from mlscale.models.cosmic_metrics import WEIGHTINGS, segmentation_loss, segmentation_metrics
-from mlscale.models.uresnet import CHOICES, UResNet, UResNetConfig
-
-TRAIN_FILE, TEST_FILE = "cosmic_tagging_train.h5", "cosmic_tagging_test.h5"
-PREDICTION_FILE = "predictions.h5"
-RESOLUTIONS = ("full", "downsampled")
-
-
-@dataclass
-class CosmicTaggerConfig:
-    data: str = opt("", "larcv3 file, or a directory with cosmic_tagging_train.h5 and cosmic_tagging_test.h5 "
-                    "(write one with `mlscale data cosmic-tagger`)", metavar="PATH")  # fmt: skip
-    test_data: str = opt("", "larcv3 file for the test and inference passes (default: from --data)", metavar="FILE")
-    image_producer: str = opt("sbndwire", "sparse2d producer holding the charge")
-    label_producer: str = opt("sbnd_cosmicseg", "sparse2d producer holding the labels (0 bkg, 1 cosmic, 2 neutrino)")
-    resolution: str = opt(
-        "full", "full: planes as stored; downsampled: 2x2 pooled (1280x2048 -> 640x1024)", choices=RESOLUTIONS
-    )
-    io_strategy: str = opt(
-        "scatter",
-        "scatter: root reads and scatters fixed-size sparse buffers; indices: root scatters entry "
-        "indices, each rank reads its own; shard: each rank reads a static shard",
-        choices=STRATEGIES,
-    )
-    shuffle: bool = opt(True, "shuffle the training entries every epoch")
-    prefetch: int = opt(2, "batches read ahead by the background thread")
-    loss_weighting: str = opt("focal", "pixel weighting of the cross entropy", choices=WEIGHTINGS)
-    n_initial_filters: int = opt(12, "N_INITIAL_FILTERS")
-    network_depth: int = opt(5, "NETWORK_DEPTH (levels of the U; H and W must divide by 2**depth)")
-    res_blocks_per_layer: int = opt(2, "RES_BLOCKS_PER_LAYER")
-    res_blocks_deepest_layer: int = opt(4, "RES_BLOCKS_DEEPEST_LAYER")
-    res_blocks_final: int = opt(2, "RES_BLOCKS_FINAL")
-    residual: bool = opt(True, "RESIDUAL blocks (else plain conv blocks)")
-    share_weights: bool = opt(True, "SHARE_WEIGHTS across the three planes")
-    connections: str = opt("sum", "CONNECTIONS across the U", choices=CHOICES["connections"])
-    growth_rate: str = opt("multiplicative", "GROWTH_RATE of filters per level", choices=CHOICES["growth_rate"])
-    batch_norm: bool = opt(True, "BATCH_NORM")
-    use_bias: bool = opt(True, "USE_BIAS")
-    bottleneck_size: int = opt(-1, "BOTTLENECK_SIZE at the deepest level (-1: none)")
-    downsampling: str = opt("convolutional", "downsampling", choices=CHOICES["downsampling"])
-    upsampling: str = opt("convolutional", "upsampling", choices=CHOICES["upsampling"])
-
-
-@dataclass
-class CosmicTaggerDataConfig:
-    events: int = opt(64, "training events")
-    test_events: int = opt(16, "test events (a second file)")
-    resolution: str = opt("full", "full: 1280x2048 planes; downsampled: 640x1024", choices=RESOLUTIONS)
-    height: int = opt(0, "plane height in pixels, overriding --resolution (with --width; for small test sets)")
-    width: int = opt(0, "plane width in pixels, overriding --resolution (with --height)")
-    cosmics: float = opt(4.0, "mean number of cosmic tracks per event")
-    neutrino_fraction: float = opt(0.8, "share of events with a neutrino interaction")
-    noise: float = opt(0.003, "noise hits per pixel")
-    seed: int = opt(0, "random seed")
+from mlscale.workloads.cosmic_tagger.config import (
+    PREDICTION_FILE,
+    TEST_FILE,
+    TRAIN_FILE,
+    CosmicTaggerConfig,
+    CosmicTaggerDataConfig,
+)
+from mlscale.workloads.cosmic_tagger.loader import CosmicLoader
+from mlscale.workloads.cosmic_tagger.metrics import segmentation_loss, segmentation_metrics
+from mlscale.workloads.cosmic_tagger.model import UResNet, UResNetConfig
+from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams, shape_for
 
 
 def _model_config(cfg: CosmicTaggerConfig) -> UResNetConfig:

@@ -7,8 +7,7 @@ import torch
 from torch import nn
 from torchvision import models
 
-TORCHVISION_MODELS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-CLASSIFIERS = (*TORCHVISION_MODELS, "tiny")
+from mlscale.workloads.synthetic.config import TORCHVISION_MODELS
 
 
 class TinyCNN(nn.Module):
@@ -31,7 +30,7 @@ class TinyCNN(nn.Module):
         return self.head(torch.flatten(self.features(x), 1))
 
 
-def build_classifier(name: str, num_classes: int) -> nn.Module:
+def build_network(name: str, num_classes: int) -> nn.Module:
     if name == "tiny":
         return TinyCNN(num_classes)
     if name not in TORCHVISION_MODELS:

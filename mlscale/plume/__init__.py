@@ -1,1 +1,0 @@
-"""Methane-plume saliency: preprocessing, checkpoints, and the cnn / fcn / exact inference methods."""

@@ -1,0 +1,1 @@
+"""The cosmic_tagger workload (see workload.py)."""

@@ -1,0 +1,1 @@
+"""The methane_plume workload (see workload.py)."""

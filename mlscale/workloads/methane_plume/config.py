@@ -1,0 +1,56 @@
+"""methane-plume's options: `mlscale run methane-plume` (`MethanePlumeConfig`) and
+`mlscale data methane-plume` (`MethanePlumeData`), and the choices the command lines offer.
+No framework import: building `mlscale --help` stays light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlscale.bench.config import opt
+
+ARCHS = ("googlenet", "tilenet")
+METHODS = ("cnn", "fcn", "exact")
+# Per-model normalisation (mean, std) of the clamped CH4 enhancement, from the seed.
+PRESETS = {"COVID_QC": (110.639, 183.9152), "CalCH4_v8": (140.6399, 237.5434), "Permian_QC": (100.2635, 158.7060)}
+CLAMP = (0.0, 4000.0)  # ppm·m
+
+
+@dataclass
+class MethanePlumeConfig:
+    tiles: str = opt("", "training tiles (tiles.h5 from `mlscale data methane-plume`), for --mode train", metavar="H5")
+    flightline: str = opt("", "ENVI flightline (data file; its .hdr beside it), for inference", metavar="IMG")
+    arch: str = opt(
+        "googlenet",
+        "tile classifier: googlenet (the seed's) or tilenet (padding-free, for --method exact)",
+        choices=ARCHS,
+    )
+    preset: str = opt("COVID_QC", "CH4 normalisation (mean, std) of the seed's models", choices=tuple(PRESETS))
+    tile_size: int = opt(256, "tile height and width in pixels")
+    checkpoint: str = opt(
+        "",
+        "weights to start from (a checkpoint from `mlscale plume train` or this workload's --save-checkpoint)",
+        metavar="PATH",
+    )
+    save_checkpoint: str = opt("", "after training, write the weights (and best-F1 threshold) here", metavar="PATH")
+    method: str = opt(
+        "fcn",
+        "inference method: cnn (a tile per pixel), fcn (dense FCN, shift-and-stitch), "
+        "exact (dense, padding-free tilenet only)",
+        choices=METHODS,
+    )
+    rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow")
+    augment: bool = opt(True, "random flips and rotations of training tiles")
+    workers: int = opt(0, "DataLoader worker processes per rank")
+
+
+@dataclass
+class MethanePlumeData:
+    lines: int = opt(2801, "flightline lines (rows); the seed's sample has 2801")
+    samples: int = opt(669, "flightline samples (columns); the seed's sample has 669")
+    flightlines: int = opt(1, "number of flightlines")
+    plumes: int = opt(8, "plumes per flightline")
+    train_tiles: int = opt(1000, "training tiles")
+    test_tiles: int = opt(200, "test tiles")
+    tile_size: int = opt(256, "tile height and width")
+    positive_fraction: float = opt(0.08, "fraction of tiles with a plume (the seed's data: 4 to 9 percent)")
+    seed: int = opt(0, "random seed")

@@ -1,0 +1,1 @@
+"""The synthetic workload (see workload.py)."""
