@@ -17,11 +17,11 @@ import time
 
 import torch
 
-from mlscale.bench import speedups
 from mlscale.bench.config import RunConfig
-from mlscale.bench.runner import Trainer
 from mlscale.bench.timing import NullTimer, make_timer
 from mlscale.bench.workload import Context
+from mlscale.engines.torch import speedups
+from mlscale.engines.torch.steps import Trainer
 from mlscale.workloads.synthetic.workload import Synthetic, SyntheticConfig
 
 

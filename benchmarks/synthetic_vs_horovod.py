@@ -129,11 +129,12 @@ def paired_worker(args: argparse.Namespace) -> None:
     import horovod.torch as hvd
     import torch.nn.functional as F
 
-    from mlscale.bench import speedups
     from mlscale.bench.config import RunConfig
-    from mlscale.bench.runner import Trainer, select_device
     from mlscale.bench.timing import make_timer
     from mlscale.bench.workload import Context
+    from mlscale.engines.torch import speedups
+    from mlscale.engines.torch.engine import select_device
+    from mlscale.engines.torch.steps import Trainer
     from mlscale.launch.comm import create_communicator
     from mlscale.launch.env import detect_environment
     from mlscale.workloads.synthetic.workload import Synthetic, SyntheticConfig

@@ -99,7 +99,7 @@ def test_train_and_infer_under_mpirun(plume_data, tmp_path):
         1,
         "--batch-size",
         8,
-        "--save-checkpoint",
+        "--save-weights",
         ckpt,
         "--infer",
         "--flightline",

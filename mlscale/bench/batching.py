@@ -21,6 +21,11 @@ class BatchSizes:
     strong: bool  # True when the user fixed the global batch
 
 
+def divides_evenly(global_batch: int, ranks: int) -> bool:
+    """The rule itself: a global batch splits over the ranks when each gets the same whole number."""
+    return global_batch >= ranks and global_batch % ranks == 0
+
+
 def batch_sizes(batch_size: int, global_batch_size: int | None, ranks: int) -> BatchSizes:
     """The rule; a one-line error naming the flag when the numbers do not fit."""
     if ranks < 1:
@@ -31,6 +36,6 @@ def batch_sizes(batch_size: int, global_batch_size: int | None, ranks: int) -> B
         return BatchSizes(batch_size, batch_size * ranks, ranks, strong=False)
     if global_batch_size < 1:
         raise UserError(f"--global-batch-size must be at least 1, got {global_batch_size}")
-    if global_batch_size % ranks:
+    if not divides_evenly(global_batch_size, ranks):
         raise UserError(f"--global-batch-size {global_batch_size} does not divide by {ranks} ranks")
     return BatchSizes(global_batch_size // ranks, global_batch_size, ranks, strong=True)

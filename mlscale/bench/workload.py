@@ -1,15 +1,26 @@
 """The Workload protocol and its registry.
 
-A workload is one module in `mlscale/bench/workloads/` holding one subclass of
-`Workload` with a `name`. It glues together its data (`mlscale.io`), its model
-(`mlscale.models`), its loss and metrics. The runner (`mlscale.bench.runner`)
-owns the loop, the timing, distribution and records; a workload never times
-itself and never talks to other ranks except to shard its data.
+A workload is one package `mlscale/workloads/<name>/` whose `workload.py` holds one
+subclass of `Workload` with a `name` (see `mlscale.workloads`). It glues together its
+data, its model, its loss and metrics. The runner (`mlscale.bench.runner`) owns the
+loop, the timing, distribution, checkpoints and records; an engine
+(`mlscale.bench.engine`, e.g. the torch engine) runs the steps. A workload never times
+itself and talks to other ranks only to shard its data and in its evaluation hooks.
 
 Configuration: `Config` and `DataConfig` are small dataclasses. Each field
 becomes a command-line flag of `mlscale run NAME` / `mlscale data NAME`
 (`image_size` -> `--image-size`); `field(metadata={"help": ..., "choices": ...})`
 documents it.
+
+Hooks the runner calls, in order:
+- on every rank: `build_data(split)`, `build_model()`, `build_optimizer(...)`;
+- per step: `to_device`, `forward`, `loss`, and in training `metrics` (batch means);
+- per evaluation pass (the test pass of each epoch, the inference pass), on every rank:
+  `eval_start(split)`, `eval_batch(split, output, batch)` for each batch, then
+  `eval_end(split)`, which is *collective*: every rank calls it at the same point, so it
+  may gather or reduce (a confusion matrix, COCO AP, Kendall's tau, a best-F1 threshold);
+- `checkpoint_meta()` when `--save-weights` writes, `check_checkpoint(meta, path)` when
+  `--weights` reads.
 """
 
 from __future__ import annotations
@@ -20,17 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mlscale.bench.batching import BatchSizes, batch_sizes
 from mlscale.errors import UserError
 from mlscale.registry import Registered
 
-if TYPE_CHECKING:  # torch is imported by the runner, not at registry time
+if TYPE_CHECKING:  # frameworks are imported by engines, not at registry time
     import logging
-
-    import torch
 
     from mlscale.bench.config import RunConfig
     from mlscale.launch.comm import Communicator
     from mlscale.launch.env import RankEnv
+
+SPLITS = ("train", "test", "inference")
 
 
 @dataclass
@@ -40,26 +52,32 @@ class NoConfig:
 
 @dataclass
 class Context:
-    """What the runner hands a workload: where it runs and who its peers are."""
+    """What the runner hands a workload: where it runs, who its peers are, its batch sizes."""
 
     env: RankEnv
     comm: Communicator
-    device: torch.device
+    device: Any  # the engine's device object (a torch.device for the torch engine)
     run: RunConfig
     log: logging.Logger
+    batch: BatchSizes | None = None  # per-rank and global batch; computed from `run` when not given
+    outputs: Path | None = None  # rank 0 may write files here; they land in the run directory
+
+    def __post_init__(self) -> None:
+        if self.batch is None:
+            self.batch = batch_sizes(self.run.batch_size, self.run.global_batch_size, self.comm.size)
 
     @classmethod
-    def single_process(cls, run: RunConfig, log_name: str = "mlscale") -> Context:
+    def single_process(cls, run: RunConfig, log_name: str = "mlscale", engine: str = "torch") -> Context:
         """A one-process context (no launcher, backend `single`, device from `run.device`),
         for tools that build a workload outside a launched run: `mlscale info --workload`, benchmarks."""
         import logging
 
-        from mlscale.bench.runner import select_device
+        from mlscale.bench.engine import get_engine
         from mlscale.launch.comm import create_communicator
         from mlscale.launch.env import detect_environment
 
         env = detect_environment({}, use_mpi=False)
-        device = select_device(run.device, env)
+        device = get_engine(engine).select_device(run.device, env)
         return cls(env, create_communicator("single", env), device, run, logging.getLogger(log_name))
 
     @property
@@ -77,6 +95,7 @@ class Workload(Registered):
     description: ClassVar[str] = ""
     Config: ClassVar[type] = NoConfig
     DataConfig: ClassVar[type | None] = None  # None: `mlscale data NAME` has nothing to write
+    engine: ClassVar[str] = "torch"  # which engine runs its steps (mlscale.engines.<engine>)
     # Which metric fills the train_accuracy / test_accuracy columns, and how the
     # report's caption describes it.
     accuracy_metric: ClassVar[str] = "accuracy"
@@ -94,54 +113,62 @@ class Workload(Registered):
     def build_data(self, split: str) -> Iterable:
         """This rank's batches for `split` ("train", "test" or "inference").
 
-        Returns any iterable with a `len()` (a torch DataLoader is typical). Each
-        batch must be accepted by `to_device`, `forward`, `loss` and `metrics`.
-        Shard across `self.ctx.size` ranks here.
+        Returns any iterable with a `len()` (a torch DataLoader is typical) of batches of
+        any nesting (tuples, lists, dicts of tensors). Take `self.ctx.batch.per_rank`
+        samples per batch and shard across `self.ctx.size` ranks here.
         """
         raise NotImplementedError
 
     def to_device(self, batch, device, non_blocking: bool = True):
-        """Move a batch to the device; the default handles tuples/lists of tensors."""
-        if isinstance(batch, (tuple, list)):
-            return type(batch)(self.to_device(b, device, non_blocking) for b in batch)
-        if hasattr(batch, "to"):
-            return batch.to(device, non_blocking=non_blocking)
-        return batch
+        """Move a batch to the device; the default moves every tensor of any nesting."""
+        from mlscale.engines.torch.tree import to_device
+
+        return to_device(batch, device, non_blocking)
 
     def batch_size_of(self, batch) -> int:
-        """Samples in a batch, for throughput; the default is len(batch[0])."""
-        return len(batch[0])
+        """Samples in a batch, for throughput; the default is the length of its first leaf."""
+        from mlscale.bench.tree import first_leaf
+
+        return len(first_leaf(batch))
 
     # -- model ---------------------------------------------------------------
-    def build_model(self) -> torch.nn.Module:
+    def build_model(self):
         raise NotImplementedError
 
-    def build_optimizer(self, params, lr: float) -> torch.optim.Optimizer:
+    def build_optimizer(self, params, lr: float):
         import torch
 
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
     def input_of(self, batch):
-        """The tensor(s) the model takes; channels_last is applied to this."""
+        """The tensor(s) the model takes."""
         return batch[0]
 
     def forward(self, model, batch):
         return model(self.input_of(batch))
 
-    def loss(self, output, batch) -> torch.Tensor:
+    def loss(self, output, batch):
         raise NotImplementedError
 
-    def metrics(self, output, batch) -> dict[str, torch.Tensor]:
-        """Batch-mean metrics as 0-d tensors. Never call `.item()` here: the
-        runner accumulates on the device and reads values once per epoch."""
+    def metrics(self, output, batch) -> dict:
+        """Batch-mean metrics as 0-d tensors, for training and test steps. Never call
+        `.item()` here: the runner accumulates on the device and reads values once per
+        epoch. Metrics that are not batch means belong in `eval_end`."""
         return {}
 
-    def on_inference_batch(self, output, batch) -> None:
-        """Called for each inference batch (e.g. to keep predictions)."""
+    # -- evaluation passes ------------------------------------------------------
+    def eval_start(self, split: str) -> None:
+        """Before an evaluation pass over `split` ("test" each epoch, or "inference")."""
 
-    def finish_inference(self, out_dir: Path) -> dict:
-        """Called on every rank after the inference pass; may write outputs
-        into the run directory (rank 0) and return facts for the record."""
+    def eval_batch(self, split: str, output, batch) -> None:
+        """After each evaluated batch: keep what `eval_end` needs (predictions, counts)."""
+
+    def eval_end(self, split: str) -> dict:
+        """After the pass; collective (every rank calls it at the same point, so it may
+        gather). Returns epoch-level metrics: for "test" they join the epoch's test
+        metrics, for "inference" the record's inference section. Return the same values
+        on every rank (rank 0's are recorded). Rank 0 may write files into
+        `self.ctx.outputs`; they land in the run directory."""
         return {}
 
     def io_stats(self) -> dict[str, float]:
@@ -150,8 +177,18 @@ class Workload(Registered):
         return {}
 
     def info(self) -> dict:
-        """Facts for the record and `mlscale info` (parameter count etc.)."""
+        """Facts for the record and `mlscale info` (model name etc.); local, no collectives."""
         return {}
+
+    # -- checkpoints ---------------------------------------------------------
+    def checkpoint_meta(self) -> dict:
+        """Facts saved beside the weights by `--save-weights` (e.g. a decision threshold);
+        with none, the file is a plain state_dict."""
+        return {}
+
+    def check_checkpoint(self, meta: dict, path: str) -> None:
+        """Before `--weights PATH` is loaded: refuse, with a UserError, metadata that does not
+        fit this run (e.g. another architecture)."""
 
     # -- synthetic data ------------------------------------------------------
     @classmethod
@@ -172,10 +209,6 @@ def get_workload(name: str) -> type[Workload]:
     if name not in Workload.registry:
         raise UserError(f"unknown workload {name!r}; choose one of: {', '.join(names)}")
     return Workload.registry[name]
-
-
-def count_parameters(model) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def config_from_args(config_cls: type, args: Any) -> Any:

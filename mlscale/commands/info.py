@@ -67,15 +67,15 @@ def info(args: argparse.Namespace) -> int:
 def _workload_facts(name: str) -> dict:
 
     from mlscale.bench.config import RunConfig
-    from mlscale.bench.workload import Context, count_parameters, get_workload
+    from mlscale.bench.engine import get_engine
+    from mlscale.bench.workload import Context, get_workload
 
     cls = get_workload(name)
-    workload = cls(cls.Config(), Context.single_process(RunConfig(device="cpu")))
+    workload = cls(cls.Config(), Context.single_process(RunConfig(device="cpu"), engine=cls.engine))
     model = workload.build_model()
     return {
         "workload": name,
-        "parameters": count_parameters(model),
-        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        **get_engine(cls.engine).model_facts(model),
         **{k: v for k, v in workload.info().items() if not isinstance(v, (dict, list))},
     }
 

@@ -85,8 +85,7 @@ class MLPerfLog(RunObserver):
         self._event(NUMBER_OF_NODES, int(env.num_nodes or 1))
         self._event(ACCELERATORS_PER_NODE, int(env.local_size or 1) if on_gpu else 0)
         self._event(C.SEED, int(getattr(run, "seed", 0)))
-        batch = getattr(run, "global_batch_size", None) or (meta.get("batch_size") or run.batch_size) * self.ctx.size
-        self._event(C.GLOBAL_BATCH_SIZE, int(batch))
+        self._event(C.GLOBAL_BATCH_SIZE, int(self.ctx.batch.global_size))
         self._event(C.GRADIENT_ACCUMULATION_STEPS, 1)
         if meta.get("lr") is not None:
             self._event(C.OPT_BASE_LR, float(meta["lr"]))

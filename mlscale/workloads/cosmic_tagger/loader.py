@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlscale.bench.batching import divides_evenly
 from mlscale.errors import UserError
 from mlscale.io.larcv import LarcvFile, dense_charge, dense_labels, dense_shape
 from mlscale.workloads.cosmic_tagger.config import STRATEGIES
@@ -76,7 +77,7 @@ class CosmicLoader:
                  shuffle: bool = True, seed: int = 0, prefetch: int = 2, as_torch: bool = True):  # fmt: skip
         if strategy not in STRATEGIES:
             raise UserError(f"--io-strategy {strategy!r} is not one of: {', '.join(STRATEGIES)}")
-        if global_batch < comm.size or global_batch % comm.size:
+        if not divides_evenly(global_batch, comm.size):
             raise UserError(
                 f"global batch {global_batch} does not divide by the {comm.size} ranks "
                 f"(cosmic-tagger needs global batch = ranks x events per rank)"

@@ -78,7 +78,7 @@ class CosmicTagger(Workload):
         loader = CosmicLoader(
             train if split == "train" else test,
             self.ctx.comm,
-            global_batch=run.batch_size * self.ctx.size,
+            global_batch=self.ctx.batch.global_size,
             strategy=cfg.io_strategy,
             image_producer=cfg.image_producer,
             label_producer=cfg.label_producer,
@@ -124,8 +124,13 @@ class CosmicTagger(Workload):
         }
 
     # -- inference output ----------------------------------------------------
-    def on_inference_batch(self, output, batch) -> None:
-        """Keep each event's predicted label on every pixel that holds charge."""
+    def eval_start(self, split: str) -> None:
+        self.predictions = []
+
+    def eval_batch(self, split: str, output, batch) -> None:
+        """Inference: keep each event's predicted label on every pixel that holds charge."""
+        if split != "inference":
+            return
         charge = batch[0].detach().cpu().numpy()
         pred = output.argmax(dim=1).to(torch.uint8).cpu().numpy()
         n, planes, h, w = charge.shape
@@ -138,8 +143,10 @@ class CosmicTagger(Workload):
         counts = np.bincount(rows, minlength=n * planes).reshape(n, planes)
         self.predictions.append((batch[2].cpu().numpy(), SparseEvents(counts, ids, values, (h, w))))
 
-    def finish_inference(self, out_dir: Path) -> dict:
-        """Gather every rank's predictions; rank 0 writes them as a larcv3 sparse2d producer."""
+    def eval_end(self, split: str) -> dict:
+        """Inference: gather every rank's predictions; rank 0 writes them as a larcv3 sparse2d producer."""
+        if split != "inference":
+            return {}
         everyone = self.ctx.comm.gather(self.predictions)
         self.predictions = []
         if everyone is None:
@@ -159,7 +166,7 @@ class CosmicTagger(Workload):
         _, source = resolve_files(self.config)
         with LarcvFile(source) as f:
             event_ids = f.event_ids()[entries[order]]
-        with LarcvWriter(out_dir / PREDICTION_FILE, [producer]) as writer:
+        with LarcvWriter(self.ctx.outputs / PREDICTION_FILE, [producer]) as writer:
             writer.append({producer: events.select(order)}, event_ids)
         return {"prediction_file": PREDICTION_FILE, "prediction_producer": producer, "events_written": len(order)}
 

@@ -70,25 +70,14 @@ def save_checkpoint(
     threshold: float | None = None,
     metrics: dict | None = None,
 ) -> Path:
+    """A checkpoint as `mlscale run methane-plume --save-weights` writes it (`MethanePlume.checkpoint_meta`)."""
+    from mlscale.engines.torch.weights import save_weights
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    model = getattr(model, "module", model)  # unwrap DDP
-    payload = {
-        "format": FORMAT,
-        "arch": arch,
-        "state_dict": model.state_dict(),
-        "preset": preset,
-        "tile_size": tile_size,
-        "threshold": threshold,
-        "metrics": metrics or {},
-    }
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    meta = {"format": FORMAT, "arch": arch, "preset": preset, "tile_size": tile_size, "threshold": threshold,
+            "metrics": metrics or {}}  # fmt: skip
+    save_weights(getattr(model, "module", model), str(path), meta)  # unwrap DDP
     return path
 
 

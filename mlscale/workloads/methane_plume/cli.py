@@ -155,7 +155,6 @@ def predict(args: argparse.Namespace) -> int:
         arch=meta["arch"],
         preset=preset,
         tile_size=int(meta.get("tile_size") or 256),
-        checkpoint=str(model_path),
         method=args.method,
         rows=args.rows,
     )
@@ -164,6 +163,7 @@ def predict(args: argparse.Namespace) -> int:
     run = RunConfig(
         mode="inference",
         batch_size=args.batch,
+        weights=str(model_path),
         device=device,
         backend=_backend(),
         out=str(record_root),
@@ -207,8 +207,6 @@ def train(args: argparse.Namespace) -> int:
         arch=args.arch,
         preset=args.preset,
         tile_size=tile_size,
-        checkpoint=args.checkpoint or "",
-        save_checkpoint=str(args.output),
     )
     record_root = Path(args.record) if args.record else Path(args.output).parent / ".mlscale-plume-runs"
     run = RunConfig(
@@ -216,6 +214,8 @@ def train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch,
         lr=args.lr,
+        weights=args.checkpoint or "",
+        save_weights=str(args.output),
         device=device,
         backend="ddp" if _backend() == "mpi" else "single",
         out=str(record_root),

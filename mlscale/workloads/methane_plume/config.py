@@ -26,12 +26,6 @@ class MethanePlumeConfig:
     )
     preset: str = opt("COVID_QC", "CH4 normalisation (mean, std) of the seed's models", choices=tuple(PRESETS))
     tile_size: int = opt(256, "tile height and width in pixels")
-    checkpoint: str = opt(
-        "",
-        "weights to start from (a checkpoint from `mlscale plume train` or this workload's --save-checkpoint)",
-        metavar="PATH",
-    )
-    save_checkpoint: str = opt("", "after training, write the weights (and best-F1 threshold) here", metavar="PATH")
     method: str = opt(
         "fcn",
         "inference method: cnn (a tile per pixel), fcn (dense FCN, shift-and-stitch), "

@@ -3,16 +3,16 @@ saliency map over an AVIRIS-NG flightline.
 
 - train: 256x256 CH4 tiles from tiles.h5 (`mlscale data methane-plume`), GoogLeNet (1 channel,
   2 classes, aux heads) or the padding-free `tilenet`, class-weighted cross-entropy, SGD momentum;
-  the record's workload_info holds the best-F1 threshold on the test tiles.
-- inference: one flightline (ENVI), rows split across ranks (scattered from rank 0, with the T-1
-  halo rows each block needs), saliency by --method cnn|fcn|exact, gathered on rank 0 and written
-  as `<stem>_saliency.img/.hdr` into the run directory. A sample is one output pixel.
+  each test pass finds the best-F1 threshold over every rank's tiles (test metrics and the
+  record's workload_info), and `--save-weights` keeps it beside the weights.
+- inference: one flightline (ENVI), rows split across ranks (`inference.py`), saliency by
+  --method cnn|fcn|exact, gathered on rank 0 and written as `<stem>_saliency.img/.hdr` into the
+  run directory. A sample is one output pixel.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +20,9 @@ import torch
 
 from mlscale.bench.workload import Workload
 from mlscale.errors import UserError
-from mlscale.workloads.methane_plume.checkpoint import (
-    build_tile_classifier,
-    check_tile_size,
-    load_checkpoint,
-    save_checkpoint,
-)
+from mlscale.workloads.methane_plume.checkpoint import FORMAT, build_tile_classifier, check_tile_size
 from mlscale.workloads.methane_plume.config import MethanePlumeConfig, MethanePlumeData
+from mlscale.workloads.methane_plume.inference import SlabBatch, SlabBatches, scatter_flightline, write_saliency
 
 
 class MethanePlume(Workload):
@@ -44,15 +40,18 @@ class MethanePlume(Workload):
         self._eval_labels: list[torch.Tensor] = []
         self._method_fn = None
         self._saliency = np.zeros((0, 0), np.float32)
-        self._model_ref: torch.nn.Module | None = None
         self._image = None
-        self._block: tuple[int, int] = (0, 0)
-        self._final_info: dict = {}
+        self._threshold: dict = {}
 
     # -- data ----------------------------------------------------------------
     def build_data(self, split: str):
         if split == "inference":
-            return self._inference_batches()
+            block, self._image = scatter_flightline(self.config, self.ctx.comm)
+            a, b = block.rows
+            tile = self.config.tile_size
+            self._saliency = np.full((b - a, block.slab.shape[1] - tile + 1), np.nan, dtype=np.float32)
+            batch = self.ctx.batch.per_rank
+            return SlabBatches(block.slab, self.config, batch, block.most_rows, block.top, block.bottom)
         from mlscale.workloads.methane_plume.training import TileDataset, class_weights, read_labels
 
         cfg, ctx = self.config, self.ctx
@@ -63,72 +62,23 @@ class MethanePlume(Workload):
         if split == "train":
             self._weights = class_weights(labels)
         mine = np.arange(ctx.rank, len(labels), ctx.size)  # round-robin shard
-        dataset = TileDataset(
-            cfg.tiles,
-            h5_split,
-            cfg.preset,
-            mine,
-            augment=cfg.augment and split == "train",
-            seed=ctx.run.seed + ctx.rank,
-        )
+        augment = cfg.augment and split == "train"
+        dataset = TileDataset(cfg.tiles, h5_split, cfg.preset, mine, augment=augment, seed=ctx.run.seed + ctx.rank)
         gen = torch.Generator().manual_seed(ctx.run.seed + ctx.rank)
         return torch.utils.data.DataLoader(
             dataset,
-            batch_size=ctx.run.batch_size,
+            batch_size=ctx.batch.per_rank,
             shuffle=split == "train",
             drop_last=split == "train",
             num_workers=cfg.workers,
             generator=gen,
         )
 
-    def _inference_batches(self):
-        """Rank 0 reads the flightline; every rank gets its block of rows plus the T-1 halo rows, and for
-        fcn up to a tile of context rows on each side where its block meets another rank's."""
-        from mlscale.io.envi import read_envi
-        from mlscale.workloads.methane_plume.saliency import context_rows, pad_for_tiles, row_blocks, standardise
-        from mlscale.workloads.methane_plume.synth import CH4_BAND
-
-        cfg, comm, tile = self.config, self.ctx.comm, self.config.tile_size
-        context = context_rows(cfg.method, tile)
-        if not cfg.flightline:
-            raise UserError("methane-plume: --flightline IMG is needed for inference")
-        meta = None
-        slabs = None
-        if comm.rank == 0:
-            image = read_envi(cfg.flightline, bands=[CH4_BAND], expect_bands=4)
-            padded = pad_for_tiles(standardise(image.data[0], cfg.preset), tile, cfg.preset)
-            lines = image.data.shape[1]  # context may come from rows beyond --rows: they are real
-            if cfg.rows:  # the first rows only, but their tiles still see the real rows below them
-                image.data = image.data[:, : cfg.rows]
-            self._image = image
-            blocks = [
-                (a, b, min(context, a), min(context, lines - b)) for a, b in row_blocks(image.data.shape[1], comm.size)
-            ]
-            spans = [(a - top, b + tile - 1 + bottom) for a, b, top, bottom in blocks]
-            most = max(hi - lo for lo, hi in spans)
-            slabs = [np.pad(padded[lo:hi], ((0, most - (hi - lo)), (0, 0)), mode="edge") for lo, hi in spans]
-            meta = blocks
-        blocks = comm.bcast(meta)
-        slab = comm.scatter_array(slabs)
-        a, b, top, bottom = blocks[comm.rank]
-        self._block = (a, b)
-        self._saliency = np.full((b - a, slab.shape[1] - tile + 1), np.nan, dtype=np.float32)
-        # Every rank must take the same number of steps: strips are counted on the largest block.
-        most = max(hi - lo for lo, hi, _, _ in blocks)
-        return SlabBatches(slab[: top + b - a + tile - 1 + bottom], cfg, self.ctx.run.batch_size, most, top, bottom)
-
     # -- model ---------------------------------------------------------------
     def build_model(self):
-        cfg = self.config
-        if cfg.checkpoint:
-            model, meta = load_checkpoint(cfg.checkpoint, cfg.arch)
-            if meta.get("arch", cfg.arch) != cfg.arch:
-                raise UserError(f"{cfg.checkpoint}: holds a {meta['arch']} model, not --arch {cfg.arch}")
-        else:
-            torch.manual_seed(self.ctx.run.seed)
-            model = build_tile_classifier(cfg.arch)
-        check_tile_size(model, cfg.arch, cfg.tile_size)
-        self._model_ref = model
+        torch.manual_seed(self.ctx.run.seed)
+        model = build_tile_classifier(self.config.arch)
+        check_tile_size(model, self.config.arch, self.config.tile_size)
         return model
 
     def forward(self, model, batch):
@@ -138,8 +88,9 @@ class MethanePlume(Workload):
 
                 bare = getattr(model, "module", model)
                 bare = getattr(bare, "_orig_mod", bare)  # torch.compile
+                cfg = self.config
                 self._method_fn = build_method(
-                    self.config.method, bare, self.config.tile_size, self.ctx.run.batch_size, self.ctx.device
+                    cfg.method, bare, cfg.tile_size, self.ctx.batch.per_rank, self.ctx.device
                 )
             return self._method_fn(batch.slab, top=batch.top, bottom=batch.bottom)
         return model(batch[0])
@@ -160,84 +111,38 @@ class MethanePlume(Workload):
     def metrics(self, output, batch):
         from mlscale.workloads.methane_plume.training import plume_probability
 
-        prob = plume_probability(output)
-        labels = batch[1]
-        logits = output.logits if hasattr(output, "logits") else output
-        if not logits.requires_grad:
-            # An evaluation step: keep the scores for the best-F1 threshold (reset each test pass).
-            if getattr(self, "_last_was_train", True):
-                self._eval_probs, self._eval_labels = [], []
-            self._eval_probs.append(prob.detach())
-            self._eval_labels.append(labels.detach())
-            self._last_was_train = False
-        else:
-            self._last_was_train = True
-        pred = prob >= 0.5
-        positive = labels == 1
+        pred = plume_probability(output) >= 0.5
+        positive = batch[1] == 1
         return {
             "accuracy": (pred == positive).float().mean(),
             "positive_rate": positive.float().mean(),
             "recall_at_0.5": (pred & positive).float().sum() / positive.float().sum().clamp(min=1),
         }
 
-    def on_inference_batch(self, output, batch):
-        self._saliency[batch.row0 : batch.row0 + batch.rows] = output
-
-    def finish_inference(self, out_dir: Path) -> dict:
-        from mlscale.io.envi import write_envi
-        from mlscale.workloads.methane_plume.saliency import finish_map
-
-        parts = self.ctx.comm.gather(self._saliency)  # rows never computed (--max-steps) stay NaN -> nodata
-        facts = {
-            "method": self.config.method,
-            "arch": self.config.arch,
-            "tile_size": self.config.tile_size,
-            "batch": self.ctx.run.batch_size,
-            "cpu_cores": os.cpu_count(),
-            "gpu_name": _gpu_name(self.ctx.device),
-        }
-        if self.ctx.rank != 0:
-            return facts
-        saliency = np.concatenate(parts)
-        valid = self._image.valid & np.isfinite(saliency)
-        saliency = finish_map(np.nan_to_num(saliency), valid)
-        stem = Path(self.config.flightline).name.removesuffix(".img")
-        name = f"{stem}_saliency.img"
-        write_envi(
-            Path(out_dir) / name,
-            saliency,
-            band_names=["plume saliency"],
-            georef=self._image.georef,
-            description=f"plume saliency ({self.config.method}) of {stem}",
-        )
-        lines, samples = saliency.shape
-        facts.update(
-            {
-                "flightline": str(self.config.flightline),
-                "saliency": name,
-                "flightline_lines": lines,
-                "flightline_samples": samples,
-                "max_saliency": float(saliency[saliency != -9999].max(initial=0)),
-            }
-        )
-        return facts
-
     def build_optimizer(self, params, lr):
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
 
-    def info(self) -> dict:
-        info = {
-            "arch": self.config.arch,
-            "preset": self.config.preset,
-            "tile_size": self.config.tile_size,
-            "method": self.config.method,
-        }
-        if self._eval_probs:
-            self._final_info = self._threshold_info()
-        return {**info, **self._final_info}
+    # -- evaluation passes ------------------------------------------------------
+    def eval_start(self, split: str) -> None:
+        self._eval_probs, self._eval_labels = [], []
 
-    def _threshold_info(self) -> dict:
-        """Best-F1 threshold over every rank's last test pass (called on every rank)."""
+    def eval_batch(self, split: str, output, batch) -> None:
+        if split == "inference":
+            self._saliency[batch.row0 : batch.row0 + batch.rows] = output
+            return
+        from mlscale.workloads.methane_plume.training import plume_probability
+
+        self._eval_probs.append(plume_probability(output).detach())
+        self._eval_labels.append(batch[1].detach())
+
+    def eval_end(self, split: str) -> dict:
+        if split == "inference":
+            return self._finish_map()
+        self._threshold = self._best_f1()
+        return dict(self._threshold)
+
+    def _best_f1(self) -> dict:
+        """Best-F1 threshold over every rank's tiles of this test pass (collective)."""
         from mlscale.workloads.methane_plume.training import best_f1_threshold
 
         probs = torch.cat(self._eval_probs).float().cpu().numpy()
@@ -247,23 +152,44 @@ class MethanePlume(Workload):
         if self.ctx.rank == 0:
             best = best_f1_threshold(np.concatenate([g[0] for g in gathered]), np.concatenate([g[1] for g in gathered]))
         best = self.ctx.comm.bcast(best)
-        out = {
+        return {
             "best_f1_threshold": best["threshold"],
             "best_f1": best["f1"],
             "precision_at_best_f1": best["precision"],
             "recall_at_best_f1": best["recall"],
         }
-        if self.config.save_checkpoint and self.ctx.rank == 0 and self._model_ref is not None:
-            save_checkpoint(
-                self.config.save_checkpoint,
-                self._model_ref,
-                self.config.arch,
-                self.config.preset,
-                self.config.tile_size,
-                best["threshold"],
-                out,
-            )
-        return out
+
+    def _finish_map(self) -> dict:
+        """Gather the saliency rows (rows never computed under --max-steps stay NaN -> nodata);
+        rank 0 writes the map into the run directory."""
+        parts = self.ctx.comm.gather(self._saliency)
+        facts = {
+            "method": self.config.method,
+            "arch": self.config.arch,
+            "tile_size": self.config.tile_size,
+            "batch": self.ctx.batch.per_rank,
+            "cpu_cores": os.cpu_count(),
+            "gpu_name": torch.cuda.get_device_name(self.ctx.device) if self.ctx.device.type == "cuda" else None,
+        }
+        if self.ctx.rank == 0:
+            facts.update(write_saliency(self.ctx.outputs, np.concatenate(parts), self._image, self.config))
+        return facts
+
+    def info(self) -> dict:
+        cfg = self.config
+        info = {"arch": cfg.arch, "preset": cfg.preset, "tile_size": cfg.tile_size, "method": cfg.method}
+        return {**info, **self._threshold}
+
+    # -- checkpoints ---------------------------------------------------------
+    def checkpoint_meta(self) -> dict:
+        """The seed CLI's checkpoint: architecture, normalisation, tile size and best-F1 threshold."""
+        cfg = self.config
+        return {"format": FORMAT, "arch": cfg.arch, "preset": cfg.preset, "tile_size": cfg.tile_size,
+                "threshold": self._threshold.get("best_f1_threshold"), "metrics": dict(self._threshold)}  # fmt: skip
+
+    def check_checkpoint(self, meta: dict, path: str) -> None:
+        if meta.get("arch", self.config.arch) != self.config.arch:
+            raise UserError(f"{path}: holds a {meta['arch']} model, not --arch {self.config.arch}")
 
     # -- synthetic data ------------------------------------------------------
     @classmethod
@@ -288,54 +214,3 @@ class MethanePlume(Workload):
             f"{sum(counts.values())} tiles ({positives['train']}+{positives['test']} with plumes) to "
             f"{out / 'tiles.h5'}"
         )
-
-
-def _gpu_name(device: torch.device) -> str | None:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else None
-
-
-@dataclass
-class SlabBatch:
-    slab: np.ndarray  # padded rows for output rows [row0, row0 + rows): their tiles, and context rows
-    row0: int
-    rows: int
-    cols: int
-    top: int = 0  # rows of context above the first row's tile
-    bottom: int = 0  # and below the last row's tile
-
-    @property
-    def pixels(self) -> int:
-        return self.rows * self.cols
-
-
-class SlabBatches:
-    """This rank's inference batches: strips of output rows with their halo. For cnn a strip is as
-    many rows as make about `batch` x 64 tiles; for dense methods the method strips internally. The slab
-    holds `top` and `bottom` rows of context beyond the block's tiles; a strip takes what it can use."""
-
-    def __init__(self, slab: np.ndarray, config: MethanePlumeConfig, batch: int, most_rows: int, top: int, bottom: int):
-        from mlscale.workloads.methane_plume.saliency import context_rows, default_strip_rows
-
-        tile = config.tile_size
-        self.slab, self.tile, self.top = slab, tile, top
-        self.context = context_rows(config.method, tile)
-        self.rows, self.cols = slab.shape[0] - tile + 1 - top - bottom, slab.shape[1] - tile + 1
-        if config.method == "cnn":
-            strip = max(1, (64 * batch) // max(1, self.cols))
-        else:
-            strip = default_strip_rows(self.cols, tile, batch)
-        self.count = -(-most_rows // strip)
-        self.strip = max(1, -(-self.rows // self.count))
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self):
-        from mlscale.workloads.methane_plume.saliency import context_window
-
-        for i in range(self.count):
-            r0 = min(self.rows, i * self.strip)
-            r1 = min(self.rows, r0 + self.strip)  # a short block may end with an empty strip
-            start, stop, skip = context_window(r0, r1, self.top, len(self.slab), self.tile, self.context)
-            bottom = stop - start - skip - (r1 - r0) - self.tile + 1
-            yield SlabBatch(self.slab[start:stop], r0, r1 - r0, self.cols, skip, bottom)

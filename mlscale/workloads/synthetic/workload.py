@@ -38,8 +38,8 @@ class Synthetic(Workload):
         cfg, run = self.config, self.ctx.run
         # Different ranks draw different samples; the same rank draws the same ones each run.
         gen = torch.Generator().manual_seed(run.seed + 7919 * self.ctx.rank + (0 if split == "train" else 1))
-        images = torch.randn(run.batch_size, 3, cfg.image_size, cfg.image_size, generator=gen)
-        labels = torch.randint(0, cfg.num_classes, (run.batch_size,), generator=gen)
+        images = torch.randn(self.ctx.batch.per_rank, 3, cfg.image_size, cfg.image_size, generator=gen)
+        labels = torch.randint(0, cfg.num_classes, (self.ctx.batch.per_rank,), generator=gen)
         steps = cfg.steps_per_epoch if split == "train" else cfg.test_steps
         return RepeatedBatch((images.to(self.ctx.device), labels.to(self.ctx.device)), steps)
 

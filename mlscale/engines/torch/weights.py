@@ -1,35 +1,41 @@
 """Model weights in and out of a run: `--weights PATH` before the first step,
 `--save-weights PATH` after training.
 
-The file is a plain `state_dict` written with `torch.save` (rank 0's model,
-unwrapped). Reading also accepts the usual wrappers around one: a dict with a
-"state_dict" or "model" entry, and keys prefixed "module." (a DDP model saved
-as is). Every failure is one line naming the file.
+The file is written with `torch.save` from rank 0's unwrapped model: a plain
+`state_dict`, or, when the workload has facts to keep beside the weights
+(`Workload.checkpoint_meta()`, e.g. a decision threshold), a dict of those facts
+with the weights under "state_dict". Reading accepts both, and the usual wrappers
+around a state_dict: a dict with a "state_dict" or "model" entry, and keys
+prefixed "module." (a DDP model saved as is). Every failure is one line naming
+the file.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from mlscale.errors import UserError
+from mlscale.fileio import atomic_path
 
 
-def _unwrap(obj) -> dict[str, torch.Tensor] | None:
+def _unwrap(obj) -> tuple[dict[str, torch.Tensor] | None, dict]:
+    """(state_dict or None, the metadata beside it)."""
+    meta: dict = {}
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            meta = {k: v for k, v in obj.items() if k != key} or meta
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return None
+        return None, meta
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k.removeprefix("module."): v for k, v in obj.items()}
-    return obj
+    return obj, meta
 
 
-def load_weights(model: torch.nn.Module, path: str) -> None:
-    """Load `path` into `model` (strict: every tensor present, every shape equal)."""
+def read_weights(path: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """The state_dict in `path` and the metadata saved beside it."""
     file = Path(path)
     if not file.is_file():
         raise UserError(f"{path}: --weights file not found")
@@ -37,9 +43,14 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle/zip errors: anything that is not a torch.save file
         raise UserError(f"{path}: not a torch weights file ({type(err).__name__})") from None
-    state = _unwrap(obj)
+    state, meta = _unwrap(obj)
     if state is None:
         raise UserError(f"{path}: holds no state_dict (a dict of tensors)")
+    return state, meta
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str) -> None:
+    """Load `state` into `model` (strict: every tensor present, every shape equal)."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -54,21 +65,15 @@ def load_weights(model: torch.nn.Module, path: str) -> None:
     model.load_state_dict(state)
 
 
-def check_writable(path: str) -> None:
-    """Fail before training, not after it, when the weights could not be saved."""
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise UserError(f"{path}: --save-weights directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"{path}: --save-weights directory {parent} is not writable")
+def load_weights(model: torch.nn.Module, path: str) -> dict:
+    """Load `path` into `model`; returns the metadata saved beside the weights."""
+    state, meta = read_weights(path)
+    load_state(model, state, path)
+    return meta
 
 
-def save_weights(model: torch.nn.Module, path: str) -> None:
+def save_weights(model: torch.nn.Module, path: str, meta: dict | None = None) -> None:
     """Write atomically: a reader never sees half a file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({**meta, "state_dict": state} if meta else state, tmp)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from mlscale.bench.config import RunConfig
+from mlscale.engines.torch import tree
 from mlscale.errors import UserError
 
 
@@ -58,14 +59,6 @@ class Precision:
             optimizer.step()
 
 
-def to_channels_last(x):
-    if isinstance(x, torch.Tensor) and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    if isinstance(x, (tuple, list)):
-        return type(x)(to_channels_last(v) for v in x)
-    return x
-
-
 def prepare_model(model: torch.nn.Module, run: RunConfig) -> torch.nn.Module:
     if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -83,7 +76,7 @@ class GraphedStep:
 
     def __init__(self, step_fn: Callable[[object], torch.Tensor], example_batch, warmup: int = 3):
         self.step_fn = step_fn
-        self.static_batch = _clone(example_batch)
+        self.static_batch = tree.clone(example_batch)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -95,24 +88,8 @@ class GraphedStep:
             self.static_loss = step_fn(self.static_batch)
 
     def load(self, batch) -> None:
-        _copy_into(self.static_batch, batch)
+        tree.copy_into(self.static_batch, batch)
 
     def replay(self) -> torch.Tensor:
         self.graph.replay()
         return self.static_loss
-
-
-def _clone(batch):
-    if isinstance(batch, torch.Tensor):
-        return batch.clone()
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(_clone(b) for b in batch)
-    return batch
-
-
-def _copy_into(static, batch) -> None:
-    if isinstance(static, torch.Tensor):
-        static.copy_(batch, non_blocking=True)
-    elif isinstance(static, (tuple, list)):
-        for s, b in zip(static, batch):
-            _copy_into(s, b)

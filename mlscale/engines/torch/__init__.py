@@ -1,0 +1,1 @@
+"""The PyTorch engine: devices, speed-up switches, the timed step loop and weights files."""
