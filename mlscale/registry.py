@@ -13,9 +13,12 @@ import pkgutil
 from types import ModuleType
 from typing import ClassVar
 
+from mlscale.errors import UserError
 
-class DuplicateNameError(TypeError):
-    """Two plug-ins of one family claim the same name."""
+
+class DuplicateNameError(UserError):
+    """Two plug-ins of one family claim the same name (one line, exit status 2, like any
+    error the person adding a plug-in can fix)."""
 
 
 class Registered:

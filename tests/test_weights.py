@@ -1,4 +1,4 @@
-"""--weights / --save-weights: a trained model out of one run and into the next (mlscale/bench/weights.py)."""
+"""--weights / --save-weights: a trained model out of one run and into the next (mlscale/engines/torch/weights.py)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,2 @@
+"""The example workload: the smallest complete workload, to copy when adding one
+(docs/contributing.md walks through it)."""
