@@ -31,12 +31,12 @@ bench: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/bench.sh
 
 lint: install
-	$(VENV)/bin/ruff check mlscale tests benchmarks
-	$(VENV)/bin/ruff format --check mlscale tests benchmarks
+	$(VENV)/bin/ruff check mlscale tests benchmarks research
+	$(VENV)/bin/ruff format --check mlscale tests benchmarks research
 
 format: install
-	$(VENV)/bin/ruff check --fix mlscale tests benchmarks
-	$(VENV)/bin/ruff format mlscale tests benchmarks
+	$(VENV)/bin/ruff check --fix mlscale tests benchmarks research
+	$(VENV)/bin/ruff format mlscale tests benchmarks research
 
 clean:
 	rm -rf $(VENV) build *.egg-info runs demo-runs demo-data

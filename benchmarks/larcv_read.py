@@ -23,7 +23,7 @@ from mlscale.io import h5chunks
 from mlscale.io.larcv import LarcvFile, LarcvWriter
 from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "cosmic_tagging_light.h5"
+REAL = Path(__file__).resolve().parents[1] / "tests" / "data" / "real" / "cosmic_tagging_light.h5"
 PRODUCERS = ("sbndwire", "sbnd_cosmicseg")
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "real"
+# Real sample files from the original projects (sources and licences in its README.md), kept in the
+# repository so a clone alone runs every test.
+SHARED_DATA = REPO / "tests" / "data" / "real"
 
 
 def child_env(extra: dict | None = None) -> dict:
@@ -74,19 +76,13 @@ def run_mlscale(
 
 @pytest.fixture
 def real_cosmic_file() -> Path:
-    """The real CosmicTagger sample (larcv3). CI clones shared/ beside the repository; a development
-    worktree may sit one level deeper."""
-    name = "cosmic_tagging_light.h5"
-    for root in (SHARED_DATA, REPO.parents[1] / "shared" / "data" / "real"):
-        if (root / name).is_file():
-            return root / name
-    pytest.skip(f"{name} not found under {SHARED_DATA}")
+    """The real CosmicTagger sample (larcv3), from tests/data/real."""
+    return SHARED_DATA / "cosmic_tagging_light.h5"
 
 
 @pytest.fixture
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real sample files not found at {SHARED_DATA}")
+    """The folder of real sample files, tests/data/real."""
     return SHARED_DATA
 
 

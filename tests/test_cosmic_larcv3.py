@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPO, SHARED_DATA
+from conftest import SHARED_DATA
 
 from mlscale.io.larcv import LarcvFile, LarcvWriter, densify
 from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
@@ -15,10 +15,7 @@ PRODUCERS = ("sbndwire", "sbnd_cosmicseg")
 
 
 def _real():
-    for root in (SHARED_DATA, REPO.parents[1] / "shared" / "data" / "real"):
-        if (root / "cosmic_tagging_light.h5").is_file():
-            return root / "cosmic_tagging_light.h5"
-    pytest.skip("cosmic_tagging_light.h5 not found")
+    return SHARED_DATA / "cosmic_tagging_light.h5"
 
 
 def _larcv3_events(path, producers=PRODUCERS):

@@ -1,6 +1,6 @@
 """methane-plume: can GoogLeNet be *trained* so that its `fcn` map follows its `cnn` map? (research, not a test)
 
-    python benchmarks/plume_dense_consistency.py [--tile 64] [--context 64] [--consistency 4] [--epochs 6]
+    python research/plume/plume_dense_consistency.py [--tile 64] [--context 64] [--consistency 4] [--epochs 6]
         [--crop HALF] [--step N] [--no-reach] [--save PATH | --load PATH] [--padding-mode reflect]
 
 The tile CNN sees zero padding at the tile border; the FCN sees the real neighbours there. This script
@@ -25,12 +25,13 @@ Results: docs/methane-plume.md, "Known gap".
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from plume_fcn_vs_cnn import fit  # the same training loop (benchmarks/ is on sys.path when run as a script)
 
 from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, trunk_of
 from mlscale.workloads.methane_plume.dense import prepare_for_inference
@@ -43,6 +44,10 @@ from mlscale.workloads.methane_plume.saliency import (
 )
 from mlscale.workloads.methane_plume.synth import ch4_background, make_flightline, random_plume, render_plume
 from mlscale.workloads.methane_plume.training import class_weights, plume_loss
+
+# The same training loop as plume_fcn_vs_cnn.py, which sits beside this file (found however this one is run).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plume_fcn_vs_cnn import fit  # noqa: E402
 
 PRESET = "COVID_QC"
 STRIDE = 32  # GoogLeNet's output stride

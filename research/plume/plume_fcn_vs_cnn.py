@@ -1,6 +1,6 @@
 """methane-plume: how closely GoogLeNet's `fcn` map follows its `cnn` map with a trained model.
 
-    python benchmarks/plume_fcn_vs_cnn.py [--tile 64] [--tiles 2000] [--epochs 3] [--off-centre 0.3]
+    python research/plume/plume_fcn_vs_cnn.py [--tile 64] [--tiles 2000] [--epochs 3] [--off-centre 0.3]
 
 Trains GoogLeNet (the seed's: 1 channel, 2 classes, aux heads) in-process on synthetic tiles, then compares
 on the crop centred on the first plume source of a synthetic flightline (both maps vary there):
@@ -8,8 +8,8 @@ on the crop centred on the first plume source of a synthetic flightline (both ma
 - calibrated pooling kernels over the per-cell logit difference (the tile's cells plus a ring of M cells),
   fitted by least squares to the cnn's logit difference on pixels of a *different* synthetic flightline
   (what a once-per-model calibration stored with the checkpoint would do; no cnn work at predict time).
-Prints Pearson correlations of probabilities and logits (docs/methane-plume.md, "Known gap"). Not a test:
-the goal (>= 0.99) is not met; this is the measurement behind the table.
+Prints Pearson correlations of probabilities and logits (docs/methane-plume.md, "Known gap"). A research
+experiment, not a test or a benchmark: the goal (>= 0.99) is not met; this is the measurement behind the table.
 """
 
 from __future__ import annotations
