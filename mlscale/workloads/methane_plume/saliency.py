@@ -131,7 +131,7 @@ def dense_chunk_positions(tile: int, batch: int, device: torch.device) -> int:
     """Input positions per chunk of phases in a dense pass (`DenseClassifier`'s `max_positions`): a batch of
     `batch` tiles' worth per CPU thread, so that every operation has a tile batch's worth of work for each
     thread. With one batch's worth at 2 threads, the deep levels' operations (a few hundred positions) were
-    too small to split well: the crop ran 8% slower (measured A/B; docs/benchmarks.md). One thread, or a GPU:
+    too small to split well: the crop ran 8% slower (measured A/B; docs/methane-plume.md). One thread, or a GPU:
     one batch's worth, as before."""
     threads = torch.get_num_threads() if device.type == "cpu" else 1
     return batch * tile * tile * threads
