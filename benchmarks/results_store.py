@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from results_helpers import make_run  # noqa: E402
+from support.records import make_run  # noqa: E402
 
 from mlscale.results import store  # noqa: E402
 

@@ -18,6 +18,6 @@ slurm-stop:
 	$(SLURM_LOCAL) stop $(SLURM_DIR)
 
 test-jobs: install slurm-install
-	OMP_NUM_THREADS=1 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/test_jobs_*.py
+	OMP_NUM_THREADS=1 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/launch/jobs/
 
 test: slurm-install

@@ -1,9 +1,9 @@
 """Write this rank's launcher-related environment variables to OUT_DIR/NAME_rank<R>.json.
 
-Run it under a real launcher to record a fixture for tests/test_launch_env_fixtures.py, e.g.
-    mpirun -np 2 python scripts/record-launcher-env.py openmpi tests/fixtures/launcher_env
-    torchrun --nproc-per-node 2 scripts/record-launcher-env.py torchrun tests/fixtures/launcher_env
-    horovodrun --gloo -np 2 python scripts/record-launcher-env.py horovodrun tests/fixtures/launcher_env
+Run it under a real launcher to record a fixture for tests/launch/test_launch_env_fixtures.py, e.g.
+    mpirun -np 2 python scripts/record-launcher-env.py openmpi tests/launch/fixtures/launcher_env
+    torchrun --nproc-per-node 2 scripts/record-launcher-env.py torchrun tests/launch/fixtures/launcher_env
+    horovodrun --gloo -np 2 python scripts/record-launcher-env.py horovodrun tests/launch/fixtures/launcher_env
 Only launcher variables are kept (no PATH, no home directory, no credentials).
 """
 

@@ -1,7 +1,7 @@
 """larcv3 sparse2d HDF5, read and written with h5py and numpy.
 
 The layout is the one larcv3's IOManager writes (checked against a real
-CosmicTagger file, see tests/test_cosmic_larcv.py):
+CosmicTagger file, see tests/io/test_larcv.py):
 
     Events/event_id                         {run, subrun, event: i8}, one row per event
     Data/sparse2d_<producer>_group/
