@@ -1,6 +1,8 @@
-"""`mlscale report RUN_DIR...`: the training, inference and scaling tables from run records.
+"""`mlscale report RUN_DIR...`: the training, inference, seed and scaling tables from run records.
 
-Reads records only (no torch): it runs on a login node.
+The report is built once (mlscale.results.report) and printed, written as CSV files and
+report.md (`--out`), and as report.md + report.html with the plots (`--html`). Reads
+records only (no torch): it runs on a login node.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ def _configure(parser: argparse.ArgumentParser):
         help="include the per-rank timing table (mean step phase times per rank)",
     )
     parser.add_argument(
-        "--out", metavar="DIR", help="also write training.csv, inference.csv, scaling.csv and report.md into DIR"
+        "--out",
+        metavar="DIR",
+        help="also write training.csv, inference.csv, scaling.csv, one CSV per seed table and report.md into DIR",
     )
     html = parser.add_argument_group("scaling report (plots, stragglers, projection)")
     html.add_argument("--html", metavar="DIR", help="also build report.md + report.html with PNG plots in DIR")
@@ -46,18 +50,11 @@ def _configure(parser: argparse.ArgumentParser):
     return report
 
 
-def _section(title: str, df, fmt: str) -> str:
-    from mlscale.results.tables import to_csv, to_markdown
-
-    body = to_markdown(df) if fmt == "markdown" else to_csv(df)
-    return f"## {title}\n\n{body}\n"
-
-
 def report(args: argparse.Namespace) -> int:
     from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
-    from mlscale.results.record import atomic_write_text, load_ranks, load_records
-    from mlscale.results.tables import inference_table, rank_table, scaling_list, scaling_table, to_csv, training_table
-    from mlscale.workloads.methane_plume.tables import plume_runtime_table
+    from mlscale.results.record import load_records
+    from mlscale.results.report import build
+    from mlscale.results.sections import Section, Verbatim
 
     paths = without_empty_sweeps(args.runs)
     records = load_records(paths) if paths else []
@@ -65,49 +62,22 @@ def report(args: argparse.Namespace) -> int:
         records = [r for r in records if r.get("workload") == args.workload]
     if args.system:
         records = [r for r in records if r.get("system") == args.system]
-    failed = [r for r in records if r.get("status") != "ok"]
-    ok = [r for r in records if r.get("status") == "ok"]
-    training, inference = training_table(ok), inference_table(ok)
-    scaling = scaling_table(ok, args.scale_by)
-
-    text = _section("Training", training, args.format)
-    captions = sorted(
-        {
-            f"{r['workload']}: {r['accuracy_caption']}"
-            for r in ok
-            if r.get("accuracy_caption") and r.get("mode") == "train"
-        }
-    )
-    if captions:
-        text += "train_accuracy / test_accuracy: " + "; ".join(captions) + "\n\n"
-    text += _section("Inference", inference, args.format)
-    plume = plume_runtime_table(ok)  # the seed's methane-plume runtime table, when there are such runs
-    if not plume.empty:
-        text += _section("methane-plume runtime (seed 000 form)", plume, args.format)
-    text += "## Scaling\n\n" + (scaling_list(scaling) + "\n" if not scaling.empty else "(no runs)\n\n")
-    if args.format == "csv" and not scaling.empty:
-        text += to_csv(scaling) + "\n"
-    if args.ranks:
-        ranks = rank_table(ok, {r["run_id"]: load_ranks(r["run_dir"]) for r in ok})
-        text += _section("Per-rank timings (mean per training step)", ranks, args.format)
-    if failed:
-        text += "## Failed runs\n\n" + "".join(f"- {r['run_id']}: {r.get('error')}\n" for r in failed) + "\n"
-    text += sweep_status_report(args.runs, args.format)
-    print(text, end="")
+    rep = build(records, scale_by=args.scale_by, ranks=args.ranks)
+    printed = sweep_status_report(args.runs, args.format)  # with its own "## Sweep status: DIR" headings
+    if printed:  # report.md and report.html want it in Markdown (asking the queue again only then)
+        files = args.format == "csv" and (args.out or args.html)
+        markdown = sweep_status_report(args.runs) if files else printed
+        rep.sections.append(Section("Sweep status", [Verbatim(markdown, csv=printed)], heading=False))
+    print(rep.text(args.format), end="")
 
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        tables = (("training", training), ("inference", inference), ("scaling", scaling), ("plume_runtime", plume))
-        for name, df in tables:
-            atomic_write_text(out / f"{name}.csv", to_csv(df))
-        atomic_write_text(out / "report.md", text)
+        rep.write(args.out)
     if args.html:
         from mlscale.results.projection import Network
         from mlscale.results.report_html import build_report
 
         network = Network(args.network_gbps, args.latency_us, args.gpus_per_node)
-        print(f"wrote {build_report(records, Path(args.html), network=network)}")
+        print(f"wrote {build_report(records, Path(args.html), network=network, report=rep)}")
     return 0
 
 

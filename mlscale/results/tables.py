@@ -2,7 +2,7 @@
 
 - training_table: the PEARL/SCARF training table (seed 001), columns in its order;
 - inference_table: the PEARL/SCARF inference table;
-- scaling_table / scaling_list: the Theta/Cooley throughput list (seed 004):
+- scaling_table / scaling_groups / scaling_list: the Theta/Cooley throughput list (seed 004):
   img/s per node (or rank, or GPU) count, with scaling efficiency against the
   smallest run of the same workload, system and mode.
 
@@ -140,33 +140,43 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def scaling_list(table: pd.DataFrame) -> str:
-    """The Theta/Cooley form: "- 0.49 Img/s (2 nodes, 102% scaling efficiency from 1 node)"."""
+def scaling_groups(table: pd.DataFrame) -> list[tuple[str, list[str]]]:
+    """The Theta/Cooley list as (heading, items): one group per workload, system and mode,
+    items like "0.49 Img/s (2 nodes, 102% scaling efficiency from 1 node)"."""
     unit = table.attrs.get("unit", "nodes")
     word = unit.rstrip("s") if unit != "gpus" else "GPU"
-    lines = []
+    groups = []
     for (workload, system, mode), group in table.groupby(["workload", "system", "mode"], sort=False, dropna=False):
-        lines.append(f"{workload} on {system} ({mode} throughput, scaling by {unit}):")
-        first = group.iloc[0]
-        base_n = int(first["num_" + unit])
+        base_n = int(group.iloc[0]["num_" + unit])
+        items = []
         for i, (_, row) in enumerate(group.iterrows()):
             n = int(row["num_" + unit])
-            text = f" - {row['imgs_per_s']:.4g} Img/s ({_plural(n, word)}"
+            text = f"{row['imgs_per_s']:.4g} Img/s ({_plural(n, word)}"
             if i > 0:  # the first row is the baseline
                 text += f", {row['scaling_efficiency'] * 100:.0f}% scaling efficiency from {_plural(base_n, word)}"
             if unit != "ranks":
                 text += f", {_plural(int(row['num_ranks']), 'rank')}"
-            lines.append(text + ")")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+            items.append(text + ")")
+        groups.append((f"{workload} on {system} ({mode} throughput, scaling by {unit})", items))
+    return groups
 
 
-def to_markdown(df: pd.DataFrame) -> str:
+def bullet_list(items: Iterable[str], heading: str = "", indent: str = "") -> str:
+    """Markdown list lines ("- item"), under "heading:" when one is given."""
+    return (f"{heading}:\n" if heading else "") + "".join(f"{indent}- {item}\n" for item in items)
+
+
+def scaling_list(table: pd.DataFrame) -> str:
+    """The Theta/Cooley form: "- 0.49 Img/s (2 nodes, 102% scaling efficiency from 1 node)"."""
+    return "\n".join(bullet_list(items, heading, indent=" ") for heading, items in scaling_groups(table)) or "\n"
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".10g") -> str:
     if df.empty:
         return "(no runs)\n"
     # A cell with nothing measured (an iotest run has no forward time) reads "-", not "nan".
     cells = df.astype(object).where(df.notna(), None)
-    return cells.to_markdown(index=False, floatfmt=".10g", missingval="-") + "\n"
+    return cells.to_markdown(index=False, floatfmt=floatfmt, missingval="-") + "\n"
 
 
 def to_csv(df: pd.DataFrame) -> str:

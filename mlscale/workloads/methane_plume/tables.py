@@ -7,7 +7,8 @@ one row per inference run of the methane-plume workload (`mlscale plume predict 
 Beside the seed's columns: the method, the pixels the run covered, and the runtime extrapolated
 to the seed's full 669 x 2801 flightline at the measured rate.
 
-Reads records only (no torch).
+Declared as a seed table (`mlscale.results.seed_tables`): `mlscale report` shows it when there are
+such runs, and `report --out DIR` writes it to plume_runtime.csv. Reads records only (no torch).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import re
 from collections.abc import Iterable
 
 import pandas as pd
+
+from mlscale.results.seed_tables import SeedTable
 
 SEED_FLIGHTLINE_PIXELS = 669 * 2801
 COLUMNS = ["method", "CPU + GPU", "GPUs", "batch", "Runtime (hrs)", "pixels", "pixels/s", "full flightline (hrs)"]
@@ -50,3 +53,13 @@ def plume_runtime_table(records: Iterable[dict]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+class PlumeRuntime(SeedTable):
+    name = "plume_runtime"
+    title = "methane-plume runtime (seed 000 form)"
+    workload = "methane-plume"
+
+    @classmethod
+    def build(cls, records: list[dict]) -> pd.DataFrame:
+        return plume_runtime_table(records)
