@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from results_helpers import make_run
+from support.records import make_run
 
 import mlscale.results
 from mlscale.cli import main
