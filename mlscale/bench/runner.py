@@ -61,12 +61,12 @@ def _check_run(workload_cls: type[Workload], run: RunConfig) -> None:
         raise UserError(f"--epochs must be at least 1, got {run.epochs}")
 
 
-def _start(workload_cls: type[Workload], run: RunConfig) -> _Run:
+def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     """Rank environment, device, communicator, batch sizes, run id and staging directory."""
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     env = detect_environment()
-    engine_cls = get_engine(workload_cls.engine)
+    engine_cls = get_engine(workload_cls.engine_for(wconfig))
     device = engine_cls.select_device(run.device, env)
     engine_cls.check_supported(run, device)
     _check_run(workload_cls, run)
@@ -90,7 +90,7 @@ def _start(workload_cls: type[Workload], run: RunConfig) -> _Run:
 
 def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> Path | None:
     """Run one benchmark on this rank; rank 0 returns the run directory it wrote."""
-    state = _start(workload_cls, run)
+    state = _start(workload_cls, wconfig, run)
     ctx = state.ctx
     comm, env, log = ctx.comm, ctx.env, ctx.log
     log.info(

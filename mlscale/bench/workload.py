@@ -109,6 +109,12 @@ class Workload(Registered):
         self.config = config
         self.ctx = ctx
 
+    @classmethod
+    def engine_for(cls, config: Any) -> str:
+        """The engine for this configuration: `engine` unless the workload offers a choice
+        (e.g. a `--framework` flag)."""
+        return cls.engine
+
     # -- data ----------------------------------------------------------------
     def build_data(self, split: str) -> Iterable:
         """This rank's batches for `split` ("train", "test" or "inference").

@@ -71,11 +71,13 @@ def _workload_facts(name: str) -> dict:
     from mlscale.bench.workload import Context, get_workload
 
     cls = get_workload(name)
-    workload = cls(cls.Config(), Context.single_process(RunConfig(device="cpu"), engine=cls.engine))
+    config = cls.Config()
+    engine = cls.engine_for(config)
+    workload = cls(config, Context.single_process(RunConfig(device="cpu"), engine=engine))
     model = workload.build_model()
     return {
         "workload": name,
-        **get_engine(cls.engine).model_facts(model),
+        **get_engine(engine).model_facts(model),
         **{k: v for k, v in workload.info().items() if not isinstance(v, (dict, list))},
     }
 
