@@ -242,7 +242,7 @@ def _monitor_section(records: list[dict]) -> Section | None:
         return None
     text = Text(
         "Sampled in a background thread on every rank (psutil; NVML where a GPU is present). "
-        "Empty cells: the sensor is absent on that machine (never read as zero)."
+        "Empty cells (- in report.md): the sensor is absent on that machine (never read as zero)."
     )
     caption = "monitor summary (means over samples and ranks; max for memory)"
     return Section("Hardware monitors", [text, Table(pd.DataFrame(rows), caption, ".4g")])
