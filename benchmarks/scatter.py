@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from mlscale.io.larcv import LarcvFile, LarcvWriter, densify, densify_labels
+from mlscale.io.sparse_pack import PACKED_DTYPE
 from mlscale.launch.comm import create_communicator
 from mlscale.launch.env import detect_environment
-from mlscale.workloads.cosmic_tagger.loader import PACKED_DTYPE, CosmicLoader
+from mlscale.workloads.cosmic_tagger.loader import CosmicLoader
 from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
 

@@ -31,13 +31,10 @@ import numpy as np
 
 from mlscale.bench.batching import divides_evenly
 from mlscale.errors import UserError
+from mlscale.io import sparse_pack
 from mlscale.io.larcv import LarcvFile, dense_charge, dense_labels, dense_shape
+from mlscale.io.sparse_pack import PACKED_DTYPE
 from mlscale.workloads.cosmic_tagger.config import STRATEGIES
-
-# One 8-byte slot per voxel: key = label << 30 | (plane * H * W + larcv id), and the charge.
-PACKED_DTYPE = np.dtype([("key", "<u4"), ("value", "<f4")])
-LABEL_SHIFT = 30
-PAD = np.uint32(0xFFFFFFFF)  # key of an unused slot (label bits 3: never a real label)
 
 
 @dataclass
@@ -103,7 +100,7 @@ class CosmicLoader:
         self.n_entries, self.shape, self.n_planes, self.max_voxels = (
             facts["n_entries"], tuple(facts["shape"]), facts["n_planes"], facts["max_voxels"],
         )  # fmt: skip
-        if self.n_planes * self.shape[0] * self.shape[1] >= (1 << LABEL_SHIFT) - 1:
+        if not sparse_pack.fits(self.n_planes, self.shape):
             raise UserError(f"{self.path}: planes of {self.shape[1]}x{self.shape[0]} are too large for packed buffers")
         if self.n_entries < global_batch:
             raise UserError(f"{self.path}: {self.n_entries} events, fewer than one global batch of {global_batch}")
@@ -189,25 +186,13 @@ class CosmicLoader:
         sizes = charge.event_sizes()
         if sizes.max(initial=0) > self.max_voxels:
             raise UserError(f"{self.path}: an event has more voxels than the largest one indexed")
-        buf = np.zeros((len(sizes), self.max_voxels), dtype=PACKED_DTYPE)
-        buf["key"] = PAD
-        event = np.repeat(np.arange(len(sizes)), sizes)
-        slot = np.arange(len(event)) - np.repeat(np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
-        plane = charge.plane_of_voxel() % self.n_planes
-        index = plane * (self.shape[0] * self.shape[1]) + charge.ids
-        buf["key"][event, slot] = (labels.values.astype(np.int64) << LABEL_SHIFT) | index
-        buf["value"][event, slot] = charge.values
+        buf = sparse_pack.pack(charge, labels, self.n_planes, self.max_voxels)
         return buf.reshape(self.comm.size, self.local_batch, self.max_voxels)
 
     def _unpack(self, buf: np.ndarray, entries: np.ndarray):
-        plane_size = self.shape[0] * self.shape[1]
-        event, slot = np.nonzero(buf["key"] != PAD)
-        key = buf["key"][event, slot].astype(np.int64)
-        index, label = key & ((1 << LABEL_SHIFT) - 1), key >> LABEL_SHIFT
-        rows = event * self.n_planes + index // plane_size
-        ids = index % plane_size
+        rows, ids, values, label = sparse_pack.unpack(buf, self.n_planes, self.shape)
         n_rows = len(buf) * self.n_planes
-        x = dense_charge(rows, ids, buf["value"][event, slot], n_rows, self.shape, self.downsample)
+        x = dense_charge(rows, ids, values, n_rows, self.shape, self.downsample)
         y = dense_labels(rows, ids, label, n_rows, self.shape, self.downsample)
         return self._finish(x, y, entries)
 
