@@ -3,12 +3,15 @@
 Everything mlscale writes for others to read (records, tables, weights, data sets,
 job scripts) goes through here: the content goes to a hidden temporary name beside
 the target and is renamed over it only once complete; on any error the temporary
-is removed and the target is left as it was.
+is removed and the target is left as it was. A directory of files (a run directory,
+a sweep) is built the same way, whole (`atomic_dir`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,3 +45,18 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
         else:
             tmp.write_text(data, encoding="utf-8")
     return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike, mode: int = 0o755) -> Iterator[Path]:
+    """Yield a new hidden directory beside `path` to fill; on success it becomes `path` (which must
+    not exist, or be an empty directory), with `mode`; on any error it is removed with its contents."""
+    target = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp", dir=target.parent))
+    try:
+        yield tmp
+        tmp.chmod(mode)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -14,6 +14,9 @@ import os
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's mlscale
+from mlscale.fileio import atomic_write  # noqa: E402
+
 PREFIXES = tuple("OMPI_ PMIX_ PRTE_ PMI_ HYDRA_ MPI_LOCAL TORCHELASTIC_ HOROVOD_ MASTER_ SLURM_ PALS_ ALPS_".split())
 NAMES = set("RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE GROUP_RANK GROUP_WORLD_SIZE ROLE_RANK ROLE_WORLD_SIZE".split())
 RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "HOROVOD_RANK", "RANK", "PMIX_RANK", "SLURM_PROCID")
@@ -24,10 +27,7 @@ def main() -> None:
     env = {k: v for k, v in sorted(os.environ.items()) if k in NAMES or k.startswith(PREFIXES)}
     rank = next(os.environ[v] for v in RANK_VARS if os.environ.get(v))
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}_rank{rank}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
-    tmp.rename(path)
+    atomic_write(out_dir / f"{name}_rank{rank}.json", json.dumps(env, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

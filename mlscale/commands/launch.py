@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mlscale.cli import command
 from mlscale.errors import UserError
+from mlscale.fileio import atomic_dir
 
 DESCRIPTION = """\
 Write the job scripts of a scaling sweep for a system's scheduler (SLURM, PBS,
@@ -149,8 +147,7 @@ def _write_sweep_dir(sweep_dir: Path, scripts, manifest: dict, write_manifest) -
     if sweep_dir.exists() and (not sweep_dir.is_dir() or any(sweep_dir.iterdir())):
         raise UserError(f"{sweep_dir}: already exists and is not empty; choose another --out")
     sweep_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{sweep_dir.name}.", dir=sweep_dir.parent))
-    try:
+    with atomic_dir(sweep_dir) as tmp:
         for sub in ("scripts", "logs", "runs"):
             (tmp / sub).mkdir()
         for script in scripts:
@@ -158,11 +155,6 @@ def _write_sweep_dir(sweep_dir: Path, scripts, manifest: dict, write_manifest) -
             path.write_text(script.text)
             path.chmod(0o755)  # Cobalt runs only executable scripts
         write_manifest(tmp, manifest)
-        tmp.chmod(0o755)
-        os.replace(tmp, sweep_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 command(

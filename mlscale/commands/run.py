@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ast
 
 from mlscale.cli import ArgumentParser, raw_command
 
@@ -33,15 +34,75 @@ def workload_parser(name: str | None) -> ArgumentParser:
         add_dataclass_arguments(parser, RunConfig, "run options (all workloads)")
         return parser
     cls = get_workload(name)
+    return run_parser(name, cls.Config, cls.description)
+
+
+def run_parser(name: str, config: type | None, description: str | None = None, add_help: bool = True) -> ArgumentParser:
+    """The parser of `mlscale run NAME`: the run options of every workload, then the workload's
+    own (`config`, its options dataclass; None: the run options only)."""
+    from mlscale.bench.config import RunConfig, add_dataclass_arguments
+
     parser = ArgumentParser(
         prog=f"mlscale run {name}",
-        description=cls.description,
+        description=description,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=add_help,
     )
     add_dataclass_arguments(parser, RunConfig, "run options (all workloads)")
-    add_dataclass_arguments(parser, cls.Config, f"{name} options")
+    if config is not None:
+        add_dataclass_arguments(parser, config, f"{name} options")
     return parser
+
+
+def workload_config(name: str) -> type | None:
+    """The options dataclass (`Config`) of workload `name`, found without importing the workload,
+    and so torch: `mlscale launch` builds the run's parser with it on a login node.
+
+    A workload package's workload.py declares `name = "..."` and `Config = X` in its class, with X
+    imported from the package's config.py, which imports no framework (mlscale/workloads/__init__.py).
+    workload.py is read as text; only config.py is imported. None when the workload is not found so.
+    """
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    from mlscale.workloads import packages
+
+    for package in packages():
+        spec = importlib.util.find_spec(f"mlscale.workloads.{package}.workload")
+        if spec is None or not spec.origin:
+            continue
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+            assigned = _class_assignments(cls)
+            if getattr(assigned.get("name"), "value", None) != name:
+                continue
+            imported = {  # local name -> (module, name in it)
+                alias.asname or alias.name: (
+                    importlib.util.resolve_name("." * node.level + (node.module or ""), spec.parent),
+                    alias.name,
+                )
+                for node in tree.body
+                if isinstance(node, ast.ImportFrom)
+                for alias in node.names
+            }
+            module, attr = imported.get(getattr(assigned.get("Config"), "id", None), (None, ""))
+            if module != f"mlscale.workloads.{package}.config":
+                return None
+            return getattr(importlib.import_module(module), attr, None)
+    return None
+
+
+def _class_assignments(cls: ast.ClassDef) -> dict[str, ast.expr]:
+    """`NAME = value` (or `NAME: T = value`) statements of a class body, by name."""
+    found: dict[str, ast.expr] = {}
+    for stmt in cls.body:
+        if isinstance(stmt, ast.Assign):
+            found.update({t.id: stmt.value for t in stmt.targets if isinstance(t, ast.Name)})
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            found[stmt.target.id] = stmt.value
+    return found
 
 
 @raw_command("run", help="run a workload: train, infer or read data, timed per rank", order=10)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from mlscale.errors import UserError
+from mlscale.fileio import atomic_path
 
 NODATA = -9999.0
 _DTYPES = ("float32", "float64")
@@ -164,8 +163,9 @@ def write_envi(
     """Write `data` ((lines, samples) or (bands, lines, samples)) as an ENVI data file + ``.hdr``.
 
     `path` is the data file: ``x.img`` (header ``x.hdr``) or an AVIRIS-NG style name without extension
-    (header ``name.hdr``). Both files are written in a temporary directory beside the target and renamed
-    into place at the end, so a failure leaves nothing half-written. Returns the data file's path.
+    (header ``name.hdr``). Both files are written under temporary names beside the targets and renamed
+    into place at the end (`mlscale.fileio.atomic_path`), so a failure leaves nothing half-written.
+    Returns the data file's path.
     """
     import rasterio
 
@@ -178,8 +178,6 @@ def write_envi(
     if interleave not in ("bsq", "bil", "bip"):
         raise ValueError(f"interleave must be bsq, bil or bip, not {interleave!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    tmp = tmp_dir / path.name
     georef = georef or {}
     profile = dict(
         driver="ENVI",
@@ -193,18 +191,21 @@ def write_envi(
     for key in ("crs", "transform"):
         if georef.get(key) is not None:
             profile[key] = georef[key]
-    try:
-        with _env(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as ds:
-                ds.write(array.astype(dtype, copy=False))
-                for i, name in enumerate(band_names or [], start=1):
-                    ds.set_band_description(i, name)
-        _set_description(envi_header_name(tmp), description or path.name)
-        os.replace(envi_header_name(tmp), envi_header_name(path))
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+    # The header is renamed into place before the data file; the data's temporary name ends in .img,
+    # so GDAL's header for it is envi_header_name(tmp) whatever `path` is called.
+    with atomic_path(path, suffix=".img") as tmp, atomic_path(envi_header_name(path)) as hdr:
+        gdal_hdr = envi_header_name(tmp)
+        try:
+            with _env(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                with rasterio.open(tmp, "w", **profile) as ds:
+                    ds.write(array.astype(dtype, copy=False))
+                    for i, name in enumerate(band_names or [], start=1):
+                        ds.set_band_description(i, name)
+            _set_description(gdal_hdr, description or path.name)
+            os.replace(gdal_hdr, hdr)
+        finally:
+            gdal_hdr.unlink(missing_ok=True)
     return path
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import h5py
 import numpy as np
 
 from mlscale.errors import UserError
+from mlscale.fileio import atomic_path
 from mlscale.io.h5chunks import ChunkedSlices
 
 EXTENTS_DTYPE = np.dtype({"names": ["first", "N"], "formats": ["<u8", "<u4"], "offsets": [0, 8], "itemsize": 16})
@@ -394,18 +396,27 @@ def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
         ds[start:] = rows
 
 
+class _Aborted(Exception):
+    """Thrown into a writer's open temporary file to drop it."""
+
+
 class LarcvWriter:
     """Write sparse2d producers in larcv3's layout; events are appended in blocks.
 
-    The file is written under a temporary name and renamed on `close()`, so a
-    failed run leaves nothing half-written behind.
+    The file is written under a temporary name that replaces `path` on `close()`
+    (`mlscale.fileio.atomic_path`), so a failed run leaves nothing half-written behind.
     """
 
     def __init__(self, path: str | os.PathLike, producers: Sequence[str], compression: int = COMPRESSION_LEVEL):
         self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.h5 = h5py.File(self.tmp, "w")
+        with ExitStack() as stack:  # an error in here closes and removes the temporary file
+            self.tmp = stack.enter_context(atomic_path(self.path))
+            self.h5 = stack.enter_context(h5py.File(self.tmp, "w"))
+            self._create(producers, compression)
+            self._open = stack.pop_all()
+
+    def _create(self, producers: Sequence[str], compression: int) -> None:
         self.compression = compression
         events = self.h5.create_group("Events")
         data = self.h5.create_group("Data")
@@ -470,13 +481,13 @@ class LarcvWriter:
         _append(ds["voxels"], voxels)
 
     def close(self) -> Path:
-        self.h5.close()
-        os.replace(self.tmp, self.path)
+        """Close the file; it replaces `path`."""
+        self._open.close()
         return self.path
 
     def abort(self) -> None:
-        self.h5.close()
-        self.tmp.unlink(missing_ok=True)
+        """Close and remove the file; `path` stays as it was."""
+        self._open.__exit__(_Aborted, _Aborted(), None)
 
     def __enter__(self) -> LarcvWriter:
         return self

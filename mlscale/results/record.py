@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from mlscale.errors import UserError
+from mlscale.fileio import atomic_dir, atomic_write
 
 SCHEMA_VERSION = 1
 RECORD = "record.json"
@@ -64,8 +63,7 @@ def write_run_dir(
     final = root / run_id
     if final.exists():
         raise UserError(f"{final}: run directory already exists; choose another --run-id")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=root))
-    try:
+    with atomic_dir(final) as tmp:
         (tmp / RECORD).write_text(json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n")
         with open(tmp / RANKS, "w") as fh:
             for entry in ranks:
@@ -75,25 +73,12 @@ def write_run_dir(
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content if isinstance(content, bytes) else content.encode())
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Replace one file atomically (write a sibling, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Replace one file atomically (`mlscale.fileio.atomic_write`; kept for its importers)."""
+    atomic_write(path, text)
 
 
 def _jsonable(value: Any):

@@ -4,14 +4,20 @@ Weak scaling keeps the per-rank `--batch-size` the user gave; strong scaling fix
 global batch (`--global-batch-size`, or `--batch-size` times the smallest point's ranks)
 and passes it to every point. Every point gets its own `--out`/`--run-id`, so the
 records of a sweep land together under its directory.
+
+The run's argv is read with the run's own parser (`mlscale run WORKLOAD`'s), so abbreviations
+(`--global-batch 64`) and `--flag=value` mean here what they mean to the run, and a flag the run
+would refuse is refused here. The values of flags the sweep does not read are left to the run.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from dataclasses import dataclass, field
 
+from mlscale.bench.batching import batch_sizes
 from mlscale.errors import UserError
 from mlscale.launch.jobs.system import System
 
@@ -44,34 +50,6 @@ def parse_int_list(text: str | None, flag: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise UserError(f"{flag} {text}: expected numbers of at least 1")
     return list(dict.fromkeys(values))
-
-
-def _take(argv: list[str], flag: str) -> tuple[str | None, list[str]]:
-    """Remove `flag VALUE` / `flag=VALUE` from argv; return (last value, the rest)."""
-    value, rest, i = None, [], 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == flag:
-            if i + 1 >= len(argv):
-                raise UserError(f"-- ... {flag}: expected a value")
-            value, i = argv[i + 1], i + 2
-            continue
-        if arg.startswith(flag + "="):
-            value = arg[len(flag) + 1 :]
-        else:
-            rest.append(arg)
-        i += 1
-    return value, rest
-
-
-def _positive_int(value: str, flag: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise UserError(f"-- ... {flag} {value}: not a whole number") from None
-    if number < 1:
-        raise UserError(f"-- ... {flag} {value}: must be at least 1")
-    return number
 
 
 def workload_of(run_argv: list[str]) -> str:
@@ -122,6 +100,91 @@ def placements(
     return list(dict.fromkeys(out))
 
 
+# The run flags the sweep reads (by dest) and how it writes them.
+OWNED = {
+    "out": "--out",
+    "run_id": "--run-id",
+    "system": "--system",
+    "batch_size": "--batch-size",
+    "global_batch_size": "--global-batch-size",
+    "help": "--help",
+}
+
+
+@dataclass(frozen=True)
+class Given:
+    """One flag the sweep reads, where the run argv sets it: argv[start:stop] is the option and its value."""
+
+    dest: str
+    written: str  # the option as the user wrote it, without any =VALUE (e.g. --global-batch)
+    start: int
+    stop: int
+
+    @property
+    def spelled(self) -> str:
+        """The option as written, with its full name when abbreviated."""
+        full = OWNED[self.dest]
+        return full if self.written == full else f"{self.written} ({full})"
+
+
+def parse_run_flags(workload: str, flags: list[str]) -> tuple[argparse.Namespace, dict[str, list[Given]]]:
+    """Parse the flags after `run WORKLOAD` as `mlscale run WORKLOAD` would, without importing it.
+
+    Returns the parsed values and where each flag of OWNED is set. A flag the run would not accept
+    (unknown, ambiguous, missing its value) is the run's one-line error. A workload that is not found
+    (e.g. a plug-in installed only where the ranks run) gets the run options only; its other flags
+    pass unchecked."""
+    from mlscale.commands.run import run_parser, workload_config
+
+    config = workload_config(workload)
+    parser = run_parser(workload, config, add_help=False)
+    # The run's -h/--help, kept so abbreviations resolve as in the run; a sweep of it is refused.
+    parser.add_argument("-h", "--help", action="store_true")
+    for action in parser._actions:
+        if action.dest not in OWNED:  # checking these values is the run's business
+            action.type, action.choices = None, None
+    if config is not None:
+        values = parser.parse_args(flags)
+    else:
+        values, _ = parser.parse_known_args(flags)
+    given: dict[str, list[Given]] = {}
+    for found in _owned_options(parser, flags):
+        given.setdefault(found.dest, []).append(found)
+    return values, given
+
+
+def _owned_options(parser: argparse.ArgumentParser, argv: list[str]) -> list[Given]:
+    """Where argv (accepted by `parser`) sets the flags of OWNED, as argparse reads it: a bare `--`
+    ends the options; the flags of OWNED are long options taking one value (or none: --help)."""
+    actions = {option: action for action in parser._actions for option in action.option_strings}
+    found, i = [], 0
+    while i < len(argv) and argv[i] != "--":
+        action, written, has_value = _option(argv[i], actions, parser.allow_abbrev)
+        if action is not None and action.dest in OWNED:
+            stop = i + 1 if has_value or action.nargs == 0 else i + 2
+            found.append(Given(action.dest, written, i, stop))
+            i = stop
+        else:
+            i += 1
+    return found
+
+
+def _option(arg: str, actions: dict[str, argparse.Action], allow_abbrev: bool):
+    """(action, option as written, whether arg holds its =VALUE) for a long option, argparse's way:
+    the exact name, NAME=VALUE, or a prefix of exactly one option's name; (None, arg, False) else."""
+    if arg in actions:
+        return actions[arg], arg, False
+    name, eq, _ = arg.partition("=")
+    if not arg.startswith("--"):
+        return None, arg, False
+    if eq and name in actions:
+        return actions[name], name, True
+    matches = {id(a): a for option, a in actions.items() if option.startswith(name)} if allow_abbrev else {}
+    if len(matches) == 1:
+        return next(iter(matches.values())), name, bool(eq)
+    return None, arg, False
+
+
 def plan_sweep(
     system: System,
     run_argv: list[str],
@@ -132,40 +195,39 @@ def plan_sweep(
     repeats: int,
     runs_dir: str,
 ) -> list[Point]:
-    workload_of(run_argv)
-    argv = list(run_argv)
-    for flag in ("--out", "--run-id"):
-        if _take(argv, flag)[0] is not None:
-            raise UserError(f"-- ... {flag}: mlscale launch sets {flag} for each point; leave it out")
+    workload = workload_of(run_argv)
+    flags = run_argv[2:]
+    values, given = parse_run_flags(workload, flags)
+    if "help" in given:
+        raise UserError(
+            f"-- ... {given['help'][-1].written}: `mlscale run {workload} --help` only prints its options; leave it out"
+        )
+    for dest in ("out", "run_id"):
+        if dest in given:
+            raise UserError(
+                f"-- ... {given[dest][-1].written}: mlscale launch sets {OWNED[dest]} for each point; leave it out"
+            )
     if repeats < 1:
         raise UserError(f"--repeats {repeats}: must be at least 1")
     shape = placements(system, nodes, ranks, ranks_per_node)
+    point_ranks = sorted({r for _, r, _ in shape})
 
-    global_batch, argv = _take(argv, "--global-batch-size")
     if scaling == "weak":
-        if global_batch is not None:
+        if "global_batch_size" in given:
             raise UserError(
-                "--scaling weak keeps the per-rank --batch-size; drop --global-batch-size or use --scaling strong"
+                f"--scaling weak keeps the per-rank --batch-size; drop {given['global_batch_size'][-1].spelled} "
+                "or use --scaling strong"
             )
+        batch_sizes(values.batch_size, None, point_ranks[0])  # a --batch-size the run would refuse
         global_size = None
+        replaced = {"system"}
     else:
-        batch, argv = _take(argv, "--batch-size")
-        if global_batch is not None:
-            global_size = _positive_int(global_batch, "--global-batch-size")
-        elif batch is not None:
-            global_size = _positive_int(batch, "--batch-size") * min(r for _, r, _ in shape)
-        else:
-            raise UserError(
-                "--scaling strong needs the global batch: add --global-batch-size N "
-                "(or --batch-size N per rank at the smallest point) after -- run WORKLOAD"
-            )
-        uneven = [r for _, r, _ in shape if global_size % r]
-        if uneven:
-            raise UserError(
-                f"--scaling strong: global batch {global_size} does not divide by {', '.join(map(str, uneven))} ranks"
-            )
-    if _take(argv, "--system")[0] is None:
-        argv += ["--system", system.label]
+        global_size = _strong_global_batch(values, given, point_ranks)
+        replaced = {"system", "batch_size", "global_batch_size"}
+    # The flags the sweep sets replace the user's, however spelled; the rest stay as written.
+    dropped = {i for dest in replaced for g in given.get(dest, []) for i in range(g.start, g.stop)}
+    argv = run_argv[:2] + [arg for i, arg in enumerate(flags) if i not in dropped]
+    argv += ["--system", values.system if "system" in given else system.label]
 
     points = []
     for n, r, per_node in shape:
@@ -175,3 +237,29 @@ def plan_sweep(
             point.argv = argv + extra + ["--out", runs_dir, "--run-id", point.run_id]
             points.append(point)
     return points
+
+
+def _strong_global_batch(values: argparse.Namespace, given: dict[str, list[Given]], ranks: list[int]) -> int:
+    """The global batch of a strong-scaling sweep, which every point's ranks must divide."""
+    if "global_batch_size" in given:
+        size = batch_sizes(values.batch_size, values.global_batch_size, 1).global_size
+        source = ""
+    elif "batch_size" in given:
+        size = batch_sizes(values.batch_size, None, ranks[0]).global_size
+        source = f" (--batch-size {values.batch_size} times {ranks[0]} ranks, the smallest point)"
+    else:
+        raise UserError(
+            "--scaling strong needs the global batch: add --global-batch-size N "
+            "(or --batch-size N per rank at the smallest point) after -- run WORKLOAD"
+        )
+    uneven = []
+    for r in ranks:
+        try:
+            batch_sizes(values.batch_size, size, r)
+        except UserError:
+            uneven.append(r)
+    if uneven:
+        raise UserError(
+            f"--scaling strong: global batch {size}{source} does not divide by {', '.join(map(str, uneven))} ranks"
+        )
+    return size

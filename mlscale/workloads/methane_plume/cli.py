@@ -136,6 +136,7 @@ def predict(args: argparse.Namespace) -> int:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
     from mlscale.bench.config import RunConfig
     from mlscale.bench.runner import run_benchmark
+    from mlscale.fileio import atomic_path
     from mlscale.io.envi import envi_header_name, inspect_envi
     from mlscale.workloads.methane_plume.checkpoint import load_checkpoint, resolve_model_path
     from mlscale.workloads.methane_plume.config import PRESETS
@@ -179,9 +180,8 @@ def predict(args: argparse.Namespace) -> int:
     target = out / source.name
     out.mkdir(parents=True, exist_ok=True)
     for src, dst in ((envi_header_name(source), envi_header_name(target)), (source, target)):
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
     if not args.record:
         shutil.rmtree(record_root, ignore_errors=True)
     print(f"wrote {target} ({args.method}, {'record ' + str(run_dir) if args.record else 'no record kept'})")

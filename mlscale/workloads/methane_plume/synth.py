@@ -15,12 +15,12 @@ Attributes: ``tile_size``, ``format`` = "mlscale-plume-tiles-1".
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mlscale.fileio import atomic_path, atomic_write
 from mlscale.io.envi import NODATA, write_envi
 
 TILES_FORMAT = "mlscale-plume-tiles-1"
@@ -151,26 +151,20 @@ def write_tiles(
     """Write tiles.h5 (temp name, renamed at the end); returns positives per split."""
     import h5py
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     positives: dict[str, int] = {}
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs["format"] = TILES_FORMAT
-            h5.attrs["tile_size"] = size
-            for split, n in counts.items():
-                labels = np.zeros(n, dtype=np.uint8)
-                labels[: max(1, round(n * positive_fraction))] = 1
-                rng.shuffle(labels)
-                group = h5.create_group(split)
-                ch4 = group.create_dataset("ch4", (n, size, size), dtype="f4", chunks=(1, size, size))
-                for i, label in enumerate(labels):
-                    ch4[i] = make_tile(rng, size, bool(label))
-                group.create_dataset("label", data=labels)
-                positives[split] = int(labels.sum())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs["format"] = TILES_FORMAT
+        h5.attrs["tile_size"] = size
+        for split, n in counts.items():
+            labels = np.zeros(n, dtype=np.uint8)
+            labels[: max(1, round(n * positive_fraction))] = 1
+            rng.shuffle(labels)
+            group = h5.create_group(split)
+            ch4 = group.create_dataset("ch4", (n, size, size), dtype="f4", chunks=(1, size, size))
+            for i, label in enumerate(labels):
+                ch4[i] = make_tile(rng, size, bool(label))
+            group.create_dataset("label", data=labels)
+            positives[split] = int(labels.sum())
     return positives
 
 
@@ -179,5 +173,5 @@ def write_flightline(path: Path, data: np.ndarray, plumes: list[Plume]) -> Path:
     ``<name>_plumes.json`` with the plumes' true positions."""
     written = write_envi(path, data, nodata=NODATA, band_names=BAND_NAMES, dtype="float64", interleave="bip")
     truth = [plume.__dict__ for plume in plumes]
-    path.with_name(path.name + "_plumes.json").write_text(json.dumps(truth, indent=1) + "\n")
+    atomic_write(path.with_name(path.name + "_plumes.json"), json.dumps(truth, indent=1) + "\n")
     return written

@@ -138,6 +138,82 @@ def test_bad_site_options(tmp_path, system, args, message):
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
+def _plan(run_flags, scaling="weak", ranks=(1, 2, 4), workload="w"):
+    return plan_sweep(load_system("pearl-like"), ["run", workload, *run_flags], [], list(ranks), None, scaling, 1, "R")
+
+
+def _refusal(run_flags, **plan) -> str:
+    with pytest.raises(UserError) as err:
+        _plan(run_flags, **plan)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("workload", ["w", "synthetic"])  # unknown here (run options only) and registered
+def test_the_run_flags_are_read_as_the_run_reads_them(workload):
+    """Abbreviations and --flag=value set the flags launch owns exactly as the full spelling does."""
+    full = _refusal(["--global-batch-size", "64"], workload=workload)
+    assert "--scaling weak keeps the per-rank --batch-size; drop --global-batch-size" in full
+    for spelling in (["--global-batch", "64"], ["--global-b=64"]):
+        assert "--scaling weak keeps the per-rank --batch-size" in _refusal(spelling, workload=workload)
+
+    for flags in (["--out=x"], ["--ou", "x"], ["--o=x"], ["--epochs", "2", "--run=x"]):
+        message = _refusal(flags, workload=workload)
+        assert "mlscale launch sets --" in message and "for each point; leave it out" in message, message
+
+    # Strong: every point carries --global-batch-size once, and no spelling of the user's is left.
+    flags = ["--epochs", "2", "--global-batch", "32", "--batch=8", "--sys", "X", "--global-batch-size=64", "--no-amp"]
+    points = _plan(flags, scaling="strong", workload=workload)
+    assert [p.global_batch_size for p in points] == [64, 64, 64]
+    expected = ["--epochs", "2", "--no-amp", "--system", "X", "--global-batch-size", "64"]
+    assert [p.argv for p in points] == [["run", workload, *expected, "--out", "R", "--run-id", p.id] for p in points]
+
+    # Strong from a per-rank --batch-size, however spelled: batch x smallest ranks, divisible by all.
+    (point,) = _plan(["--batch", "8"], scaling="strong", ranks=[2], workload=workload)
+    assert point.argv[2:-4] == ["--system", "PEARL", "--global-batch-size", "16"]
+    message = _refusal(["--batch-s=8"], scaling="strong", ranks=[2, 3], workload=workload)
+    assert "global batch 16 (--batch-size 8 times 2 ranks, the smallest point) does not divide by 3 ranks" in message
+    # The rule is bench.batching's: its errors name the flag.
+    assert "--global-batch-size must be at least 1" in _refusal(
+        ["--global-b", "0"], scaling="strong", workload=workload
+    )
+    assert "--batch-size must be at least 1" in _refusal(["--batch", "0"], workload=workload)
+
+
+def test_a_bad_run_flag_is_the_runs_own_one_line_error_at_planning(tmp_path):
+    # Registered workload: its parser is built from its torch-free config (test_theta_dry_run: no torch).
+    assert "mlscale run synthetic: unrecognized arguments: --epohcs" in _refusal(
+        ["--epohcs", "2"], workload="synthetic"
+    )
+    assert "ambiguous option: --b could match" in _refusal(["--b", "2"], workload="synthetic")
+    assert "argument --global-batch-size: invalid int value: 'x'" in _refusal(["--global-batch-size", "x"])
+    assert "argument --out: expected one argument" in _refusal(["--epochs", "2", "--out"])
+    assert "`mlscale run synthetic --help` only prints its options" in _refusal(["--he"], workload="synthetic")
+    # The values of flags launch does not read are the run's to check (a point that fails on purpose).
+    (point,) = _plan(["--model", "no-such-net", "--epochs", "x"], ranks=[1], workload="synthetic")
+    assert point.argv[2:6] == ["--model", "no-such-net", "--epochs", "x"]
+
+    proc = run_mlscale(
+        "launch", "--system", "local", "--nodes", "1", "--out", tmp_path / "s", "--", "run", "synthetic",
+        "--epochs", "2", "--image-sise", "32", check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        "mlscale: error: mlscale run synthetic: unrecognized arguments: --image-sise 32"
+    ], proc.stderr
+    assert not (tmp_path / "s").exists()
+    # The same line as the run itself gives.
+    run = run_mlscale("run", "synthetic", "--epochs", "2", "--image-sise", "32", check=False)
+    assert run.returncode == 2 and run.stderr == proc.stderr
+
+
+def test_launch_finds_each_workloads_options_without_importing_it():
+    from mlscale.bench.workload import get_workload, workload_names
+    from mlscale.commands.run import workload_config
+
+    for name in workload_names():
+        assert workload_config(name) is get_workload(name).Config, name
+    assert workload_config("no-such-workload") is None
+
+
 def test_sweep_directory_manifest_and_not_submitted_status(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_mlscale(
