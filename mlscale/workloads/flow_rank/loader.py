@@ -7,6 +7,7 @@ uint8 photo (cheaper than on floats); it is then scaled to [0, 1] and normalised
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ def decode(path: str, origin: str) -> torch.Tensor:
         return decode_jpeg(read_file(path), mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = re.sub(r"^.*\.cpp:\d+,\s*", "", reason)  # torchvision prefixes its source location
         raise UserError(f"{path} ({origin}): not a readable JPEG ({reason})") from None
 
 

@@ -44,8 +44,8 @@ class Station:
         self.near = 0.15 + 0.85 * depth  # perspective scale of each row
         phase = rng.uniform(0, 2 * np.pi)
         self.centre = width * (0.5 + 0.08 * np.sin(2.5 * depth + phase))
-        self.bed = width * 0.07 * self.near  # half-width of the channel at the lowest stage
-        self.gain = width * 0.22 * self.near  # ... added at the highest stage
+        self.bed = width * 0.05 * self.near  # half-width of the channel at the lowest stage
+        self.gain = width * 0.28 * self.near  # ... added at the highest stage
         self.ground = y >= self.horizon
         offset = np.abs(self.x - self.centre)
         self.offset = offset

@@ -49,7 +49,7 @@ def _integer_ids(table: pd.DataFrame, column: str, path: Path) -> None:
     ids = pd.to_numeric(table[column], errors="coerce")
     bad = np.flatnonzero(ids.isna().to_numpy() | (ids.to_numpy() % 1 != 0))
     if len(bad):
-        raise UserError(f"{where(path, bad[0])}: {column} {table[column].iloc[bad[0]]!r} is not an integer id")
+        raise UserError(f"{where(path, bad[0])}: {column} {table[column].iloc[bad[0]]} is not an integer id")
     table[column] = ids.astype(np.int64)
 
 
@@ -105,7 +105,7 @@ def read_pairs(path: Path, images_dir: Path, image_ids: set[int]) -> pd.DataFram
     labels = pd.to_numeric(pairs["label"], errors="coerce")
     bad = np.flatnonzero(~labels.isin((-1, 0, 1)).to_numpy())
     if len(bad):
-        raise UserError(f"{where(path, bad[0])}: label {pairs['label'].iloc[bad[0]]!r} is not -1, 0 or 1")
+        raise UserError(f"{where(path, bad[0])}: label {pairs['label'].iloc[bad[0]]} is not -1, 0 or 1")
     pairs["label"] = labels.astype(np.int64)
     for n in (1, 2):
         column = f"image_id_{n}"

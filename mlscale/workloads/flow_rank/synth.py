@@ -46,9 +46,9 @@ def flow_record(days: np.ndarray, span: float, rng: np.random.Generator) -> np.n
 
 
 def stage_of(flow: np.ndarray) -> np.ndarray:
-    """Stage in [0, 1], monotone in flow (a log rating curve over the record's range)."""
-    logq = np.log(flow)
-    return (logq - logq.min()) / max(logq.max() - logq.min(), 1e-9)
+    """Stage in [0, 1], monotone in flow: the flow's quantile in the record, so that the photos'
+    differences spread over the whole range rather than crowd at base flow."""
+    return (np.argsort(np.argsort(flow, kind="stable"), kind="stable") + 0.5) / len(flow)
 
 
 def _check(cfg: FlowRankData) -> None:
