@@ -81,6 +81,20 @@ def channel_stats(paths: list[str], origins: list[str], comm) -> tuple[list[floa
     return (total[:3] / total[6]).tolist(), (total[3:6] / total[6]).tolist()
 
 
+def transformed(transform, image: torch.Tensor) -> torch.Tensor:
+    """`transform(image)` on one thread. Per-photo operations are too small to share out, and with
+    --workers 0 the training process's threads would: on a busy 2-core machine that made the
+    augmentation 20-80x slower (benchmarks/flow_rank_loading.py). Workers already run on one."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        return transform(image)
+    torch.set_num_threads(1)
+    try:
+        return transform(image)
+    finally:
+        torch.set_num_threads(threads)
+
+
 class PairDataset(Dataset):
     """(left, right, target, row): target = (label + 1) / 2; row is the pair's position in pairs.csv."""
 
@@ -95,7 +109,7 @@ class PairDataset(Dataset):
 
     def side(self, i: int, n: int) -> torch.Tensor:
         origin = f"{self.csv} row {self.rows[i] + 1}, filename_{n}"
-        return self.transform(decode(self.files[n - 1][i], origin))
+        return transformed(self.transform, decode(self.files[n - 1][i], origin))
 
     def __getitem__(self, i: int):
         return self.side(i, 1), self.side(i, 2), self.targets[i], int(self.rows[i])
@@ -113,7 +127,8 @@ class ImageDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i: int):
-        return self.transform(decode(self.files[i], f"{self.csv} row {self.rows[i] + 1}")), int(self.rows[i])
+        photo = decode(self.files[i], f"{self.csv} row {self.rows[i] + 1}")
+        return transformed(self.transform, photo), int(self.rows[i])
 
 
 def _one_line(batches: Iterator) -> Iterator:
