@@ -47,6 +47,12 @@ def test_learns_to_rank_and_infers_with_the_kept_model(station, tmp_path):
     assert again["score"].to_numpy() == pytest.approx(predictions["score"].to_numpy(), abs=1e-4)
     assert _record(out, "again")["inference"]["tau_test_in"] == pytest.approx(kept["tau_test_in"], abs=1e-3)
 
+    other = run_mlscale("run", "flow-rank", "--data", station, "--mode", "inference", "--weights", weights,
+                        "--backbone", "resnet18", "--backend", "single", "--out", out, check=False)  # fmt: skip
+    assert other.returncode == 2 and other.stderr.strip().splitlines()[-1].endswith(
+        "rank.pt: holds a tiny RankNet, not --backbone resnet18"
+    )
+
     report = run_mlscale("report", out).stdout  # the training table's accuracy column and the seed's tau table
     assert "flow-rank: Kendall's tau-b" in report and "Kendall's tau of the kept model per split" in report
 
