@@ -57,8 +57,8 @@ def make_matchups(rng: np.random.Generator, product: str, fields, bayes: np.ndar
     return pd.DataFrame({
         "isst": isst, "slat": lat_an + rng.uniform(-0.007, 0.007, k), "slon": lon_an + rng.uniform(-0.013, 0.013, k),
         "latitude_an": lat_an, "longitude_an": lon_an, "satzan": rng.uniform(0, 60, k),
-        "satzao": rng.uniform(45, 58, k), "quality_level": rng.choice([5, 5, 5, 5, 4, 3], k),
-        "sst_algorithm_type": rng.choice([4, 4, 4, 4, 2, 5], k), "sat_sst_0": sat + 0.1, "sat_sst_1": sat - 0.05,
+        "satzao": rng.uniform(45, 57, k), "quality_level": rng.choice([5, 5, 5, 5, 5, 3], k),
+        "sst_algorithm_type": rng.choice([4, 4, 4, 4, 4, 2], k), "sat_sst_0": sat + 0.1, "sat_sst_1": sat - 0.05,
         "sat_sst_2": sat, "sat_sst_3": sat + 0.2, "cems_path": f"{product}.SEN3", "x_cems": x, "y_cems": y,
         "pcloudn": pcloud, "pcloudo": np.clip(pcloud + rng.normal(0, 0.03, k), 0, 1), "bayes_in": bayes[y, x],
     })[COLUMNS]  # fmt: skip

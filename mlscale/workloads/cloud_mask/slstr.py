@@ -93,16 +93,11 @@ def open_nc(path: Path):
 
 def variable(ds, path: Path, name: str, shape: tuple[int, ...] | None = None, what: str = "") -> np.ndarray:
     """`ds[name]` as float64, checked against `shape`."""
-    if name not in ds.variables:
-        raise UserError(f"{path}: no variable {name} (has: {', '.join(sorted(map(str, ds.data_vars)))})")
+    _shape(ds, path, name, shape, what)
     try:
-        values = np.asarray(ds[name].values, dtype=np.float64)
+        return np.asarray(ds[name].values, dtype=np.float64)
     except Exception as err:
         raise UserError(f"{path}: cannot read {name} ({type(err).__name__}: {err})") from None
-    if shape is not None and values.shape != shape:
-        expected = "x".join(map(str, shape))
-        raise UserError(f"{path}: {name} is {'x'.join(map(str, values.shape))}, expected {expected}{what}")
-    return values
 
 
 def grid_attrs(ds, path: Path) -> tuple[float, float, float, float]:
@@ -197,6 +192,37 @@ def read_scene(product: Path) -> Scene:
         day=bool(np.all(confidence & day_bit)),
         nan_pixels=nan_pixels,
     )
+
+
+def check_product(product: Path) -> None:
+    """Every file, variable and grid shape of a product, from the headers (no data read)."""
+    product = Path(product)
+    if not product.is_dir():
+        raise UserError(f"{product}: not a .SEN3 product folder")
+    path = product / bt_file(7)[0]
+    with open_nc(path) as ds:
+        in_shape = _shape(ds, path, bt_file(7)[1], None, "")
+    an_shape = (2 * in_shape[0], 2 * in_shape[1])
+    expected = [(*bt_file(n), in_shape, " (the in grid of S7_BT_in)") for n in BT_CHANNELS]
+    expected += [(*rad_file(n), an_shape, " (the an grid: twice the in grid)") for n in RAD_CHANNELS]
+    expected += [(*quality_file(n), None, "") for n in RAD_CHANNELS]
+    expected += [(FLAGS_FILE, v, in_shape, " (the in grid)") for v in ("bayes_in", "confidence_in")]
+    expected += [(GEOMETRY_FILE, "solar_zenith_tn", None, "")]
+    for file, name, shape, what in expected:
+        path = product / file
+        with open_nc(path) as ds:
+            _shape(ds, path, name, shape, what)
+            if file.endswith(("_an.nc", "_in.nc", "_tn.nc")) and "quality" not in file:
+                grid_attrs(ds, path)
+
+
+def _shape(ds, path: Path, name: str, shape: tuple[int, ...] | None, what: str) -> tuple[int, ...]:
+    if name not in ds.variables:
+        raise UserError(f"{path}: no variable {name} (has: {', '.join(sorted(map(str, ds.data_vars)))})")
+    found = tuple(ds[name].shape)
+    if shape is not None and found != shape:
+        raise UserError(f"{path}: {name} is {'x'.join(map(str, found))}, expected {'x'.join(map(str, shape))}{what}")
+    return found
 
 
 def find_products(folder: Path) -> list[Path]:

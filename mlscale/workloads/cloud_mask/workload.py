@@ -5,7 +5,7 @@
   the seed's U-Net, weighted cross-entropy (pos_weight 0.5) on the patch less a 15-pixel border,
   Adam 1e-3, binary accuracy.
 - inference: raw .SEN3 products (`--products`), overlapping patches stitched into one mask per
-  product (`inference`); rank 0 writes `masks/<product>.h5` into the run directory. A sample is
+  product (`inference`); rank 0 writes `<product>.h5` into the run directory. A sample is
   one product (an image), as in the seed's inference table.
 
 One workload, two frameworks: `--framework torch` runs on the torch engine, `--framework tf` on
@@ -117,7 +117,7 @@ class CloudMask(Workload):
                  "stride": self.config.patch_size - 2 * self.config.infer_border}  # fmt: skip
         if self.ctx.rank == 0:
             masks = {name: mask for part in parts for name, mask in part.items()}
-            facts["products"] = len(write_masks(Path(self.ctx.outputs) / "masks", masks))
+            facts["products"] = len(write_masks(Path(self.ctx.outputs), masks))
             facts["cloud_fraction"] = float(np.mean([(m >= 0.5).mean() for m in masks.values()])) if masks else None
         return self.ctx.comm.bcast(facts)
 
