@@ -37,7 +37,7 @@ def _configure(parser: argparse.ArgumentParser):
     conv.add_argument("sen3_dir", metavar="SEN3_DIR", help="folder of .SEN3 products")
     conv.add_argument("out_dir", metavar="OUT_DIR", help="output folder (day/ and night/ are made in it)")
     conv.add_argument("--split", choices=("train", "validation"), default="train",
-                      help="which of the seed's conversion stages this is, for the stage table (default: train)")  # fmt: skip
+                      help="which of the seed's conversion stages this is (stage table; default: train)")  # fmt: skip
     conv.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="a line per product")
     _common(conv)
     sst = sub.add_parser(

@@ -19,8 +19,8 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def write_stage_record(out: str, mode: str, stage: dict, env: RankEnv, comm: Communicator, *, system: str,
-                       tag: str, started_at: str, total_time: float, hosts: list[str], log: str = "") -> Path:  # fmt: skip
+def write_stage_record(out: str, mode: str, stage: dict, env: RankEnv, comm: Communicator, *, system: str, tag: str,
+                       started_at: str, total_time: float, hosts: list[str], log: str = "") -> Path:  # fmt: skip
     """Rank 0: write the stage's run directory under `out` and index it; returns its path. Its
     ranks.jsonl stays empty (the per-rank table is about training steps); the stage's own
     per-product rows name their rank."""
