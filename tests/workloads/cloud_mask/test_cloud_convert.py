@@ -12,7 +12,11 @@ import pytest
 from conftest import COLUMNS, PRODUCTS, ROWS
 from support.run import run_mlscale
 
+from mlscale.errors import UserError
+from mlscale.launch.comm import create_communicator
+from mlscale.launch.env import detect_environment
 from mlscale.results.record import load_records
+from mlscale.workloads.cloud_mask.convert import convert
 from mlscale.workloads.cloud_mask.slstr import find_products, read_scene
 
 
@@ -78,15 +82,21 @@ def _break(product, case):
 
 @pytest.mark.parametrize("case", ["missing file", "missing variable", "wrong shape", "unreadable"])
 def test_bad_products_are_one_line(cm_data, tmp_path, case):
+    """The first case through the real command (one stderr line, exit 2), the others in-process."""
     products = find_products(cm_data / "products")[:2]
     for p in products:
         shutil.copytree(p, tmp_path / "in" / p.name)
     expected = _break(tmp_path / "in" / products[1].name, case)
-    proc = run_mlscale("cloud-mask", "convert", tmp_path / "in", tmp_path / "out", check=False)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0] and products[1].name in lines[0], (
-        proc.stderr
-    )
+    if case == "missing file":
+        proc = run_mlscale("cloud-mask", "convert", tmp_path / "in", tmp_path / "out", check=False)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        message = lines[0]
+    else:
+        with pytest.raises(UserError) as err:
+            convert(tmp_path / "in", tmp_path / "out", create_communicator("single", detect_environment({}, False)))
+        message = str(err.value)
+    assert expected in message and products[1].name in message and "\n" not in message
     assert not (tmp_path / "out").exists()  # nothing written, not even the good product
 
 
