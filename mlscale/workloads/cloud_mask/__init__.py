@@ -1,0 +1,1 @@
+"""cloud-mask: SLSTR cloud masking (seed 001), in PyTorch and TensorFlow."""
