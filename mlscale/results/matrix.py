@@ -99,7 +99,7 @@ def draw_chart(table: pd.DataFrame, path: Path) -> Path:
         for y, (_, row) in zip(range(len(group) - 1, -1, -1), group.iterrows()):
             if row["status"] == "ok" and pd.notna(row["imgs_per_s"]):
                 speed = f"{row['speedup']:.2f}x" if pd.notna(row["speedup"]) else ""
-                ax.text(row["imgs_per_s"] + top * 0.01, y, f"{row['imgs_per_s']:.3g}  {speed}", va="center", fontsize=8)
+                ax.text(row["imgs_per_s"] + top * 0.01, y, f"{row['imgs_per_s']:.4g}  {speed}", va="center", fontsize=8)
             else:
                 ax.text(top * 0.01, y, f"{row['status']}: {row['note']}"[:110], va="center", fontsize=7, color="#a33")
         ax.set_xlim(0, top * 1.3)

@@ -10,6 +10,7 @@ UNet's are divided by 255 only; Mask R-CNN normalises inside the model.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +100,23 @@ def collate_lists(batch):
     return list(images), list(rest) if isinstance(rest[0], dict) else torch.tensor(rest)
 
 
+def even_batches(n: int, rank: int, size: int, batch: int) -> list[list[int]]:
+    """Positions in this rank's shard (tiles rank, rank + size, ...) grouped so that every rank
+    takes the same number of batches of at most `batch`: an evaluation pass then sees every tile
+    once, whatever the split's size (the runner steps all ranks alike)."""
+    mine = len(range(rank, n, size))
+    steps = max(1, math.ceil(math.ceil(n / size) / batch))
+    return [part.tolist() for part in np.array_split(np.arange(mine), steps) if len(part)]
+
+
 def loader(files, rank: int, size: int, model: str, batch: int, train: bool, augment: bool, workers: int, seed: int):
-    """This rank's DataLoader over `files` (round robin shard)."""
-    index = list(range(rank, len(files), size))
-    dataset = Tiles(files, index, model, augment and train)
+    """This rank's DataLoader over `files` (round robin shard); evaluation passes in even batches."""
+    dataset = Tiles(files, list(range(rank, len(files), size)), model, augment and train)
     kwargs = {"collate_fn": collate_lists} if model == "maskrcnn" else {}
-    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=train, drop_last=train, num_workers=workers,
+    if not train:
+        return torch.utils.data.DataLoader(dataset, batch_sampler=even_batches(len(files), rank, size, batch),
+                                           num_workers=workers, **kwargs)  # fmt: skip
+    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers,
                                        generator=torch.Generator().manual_seed(seed + rank), **kwargs)  # fmt: skip
 
 
