@@ -34,7 +34,7 @@ def segmentation_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     """The seed's BCE-with-logits on the one-hot mask (2 channels) or the binary mask (UNet)."""
     if output.shape[1] == 1:
         return nn.functional.binary_cross_entropy_with_logits(output[:, 0], target.to(output.dtype))
-    onehot = nn.functional.one_hot(target, 2).permute(0, 3, 1, 2).to(output.dtype)
+    onehot = torch.stack([target == 0, target == 1], 1).to(output.dtype)  # no host sync: CUDA-graph safe
     return nn.functional.binary_cross_entropy_with_logits(output, onehot)
 
 

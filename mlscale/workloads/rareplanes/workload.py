@@ -146,6 +146,7 @@ class RarePlanes(Workload):
                 result = {**metrics.coco_ap(images, gts, dets), "tiles": float(len(images))}
             result = comm.bcast(result)
         self._facts = {f"last_test_{k}": v for k, v in result.items()}
+        self.ctx.log.info("test: %s", ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
         return result
 
     def _keep_masks(self, output, index) -> None:
