@@ -81,7 +81,8 @@ class RarePlanes(Workload):
         if self.maskrcnn and run.cuda_graphs:
             raise UserError("--cuda-graphs: Mask R-CNN's shapes change every step (proposals, instances per tile), "
                             "so its step cannot be captured in a CUDA graph")  # fmt: skip
-        self.tile = max(data.tile_shape(self._files("train")))
+        # Mask R-CNN is built for the tiles' size; without data (`mlscale info`) the seed's 512
+        self.tile = max(data.tile_shape(self._files("train"))) if cfg.data else 512
         if cfg.model == "unet" and self.tile % 16:
             raise UserError(f"--model unet needs tiles whose side divides by 16; these are {self.tile}")
         return build(cfg.model, self.backbone, cfg.unet_width, cfg.head_width, self.tile)

@@ -14,8 +14,8 @@ from PIL import Image
 from support.run import run_mlscale
 
 # Tiny configurations and the epochs each needs here (about 11 steps of 8 tiles per epoch).
-TINY = {"fcn": ["--backbone", "resnet18"], "deeplabv3": ["--backbone", "resnet18"], "unet": ["--unet-width", "8"]}
-EPOCHS = {"fcn": 4, "deeplabv3": 3, "unet": 10}
+TINY = {"fcn": ["--backbone", "resnet18"], "deeplabv3": ["--backbone", "resnet18"], "unet": ["--unet-width", "16"]}
+EPOCHS = {"fcn": 4, "deeplabv3": 3, "unet": 5}
 
 
 def free_port() -> dict:
