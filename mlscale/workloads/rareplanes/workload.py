@@ -82,7 +82,8 @@ class RarePlanes(Workload):
             raise UserError("--cuda-graphs: Mask R-CNN's shapes change every step (proposals, instances per tile), "
                             "so its step cannot be captured in a CUDA graph")  # fmt: skip
         # Mask R-CNN is built for the tiles' size; without data (`mlscale info`) the seed's 512
-        self.tile = max(data.tile_shape(self._files("train"))) if cfg.data else 512
+        source = "train" if cfg.data else "inference" if cfg.inference_data else None
+        self.tile = max(data.tile_shape(self._files(source))) if source else 512
         if cfg.model == "unet" and self.tile % 16:
             raise UserError(f"--model unet needs tiles whose side divides by 16; these are {self.tile}")
         return build(cfg.model, self.backbone, cfg.unet_width, cfg.head_width, self.tile)
@@ -199,7 +200,7 @@ class RarePlanes(Workload):
         mine = self.checkpoint_meta()
         for key, value in meta.items():
             if key in mine and value != mine[key]:
-                raise UserError(f"{path}: holds a {key} {value} model, this run has {mine[key]}")
+                raise UserError(f"{path}: holds a {key} {value} model, this run has {key} {mine[key]}")
 
     # -- synthetic data ------------------------------------------------------
     @classmethod

@@ -41,8 +41,8 @@ def background_miou(tiled: Path) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["fcn", "deeplabv3", "unet"])
 def test_semantic_model_learns(tiled, tmp_path, model):
-    record = train(tiled, tmp_path, model, "--batch-size", 8, *TINY[model], *(["--infer"] if model == "unet" else []),
-                   epochs=EPOCHS[model])  # fmt: skip
+    unet = ["--infer", "--save-weights", tmp_path / "unet.pt"] if model == "unet" else []
+    record = train(tiled, tmp_path, model, "--batch-size", 8, *TINY[model], *unet, epochs=EPOCHS[model])
     baseline = background_miou(tiled)
     last = record["epoch_stats"][-1]["test_metrics"]
     assert record["accuracy_metric"] == "miou" and record["test_accuracy"] == last["miou"]
@@ -70,3 +70,20 @@ def test_maskrcnn_learns_at_two_ranks_under_ddp(tiled, tmp_path):
     written = sorted(p.name for p in (tmp_path / "maskrcnn/predicted_masks").iterdir())
     assert written == tiles
     assert Image.open(tmp_path / "maskrcnn/predicted_masks" / written[0]).mode == "L"  # instance ids
+
+
+@pytest.mark.slow
+def test_inference_mode_from_saved_weights(tiled, tmp_path):
+    """--mode inference on a folder of tiles with the weights of a training run; a checkpoint of
+    another model is refused in one line."""
+    weights = tmp_path / "unet.pt"
+    train(tiled, tmp_path, "unet", "--unet-width", 16, "--max-steps", 2, "--save-weights", weights, epochs=1)
+    images = tiled / "test/images_tiled"
+    run_mlscale("run", "rareplanes", "--mode", "inference", "--model", "unet", "--unet-width", 16, "--weights",
+                weights, "--inference-data", images, "--out", tmp_path, "--run-id", "infer", "--no-progress",
+                env=free_port())  # fmt: skip
+    written = sorted(p.name for p in (tmp_path / "infer/predicted_masks").iterdir())
+    assert written == sorted(f"{p.stem}_mask.png" for p in images.iterdir())
+    bad = run_mlscale("run", "rareplanes", "--mode", "inference", "--model", "fcn", "--weights", weights,
+                      "--inference-data", images, "--out", tmp_path, check=False, env=free_port())  # fmt: skip
+    assert bad.returncode == 2 and f"{weights}: holds a model unet model" in bad.stderr
