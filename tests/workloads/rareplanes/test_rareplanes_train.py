@@ -53,6 +53,21 @@ def test_semantic_model_learns(tiled, tmp_path, model):
         assert written == sorted(p.name for p in (tiled / "test/masks_tiled").iterdir())
         assert set(np.unique(np.asarray(Image.open(tmp_path / model / "predicted_masks" / written[0])))) <= {0, 1}
         assert record["inference"]["masks_written"] == len(written)
+        inference_from_saved_weights(tiled, tmp_path, tmp_path / "unet.pt")
+
+
+def inference_from_saved_weights(tiled: Path, tmp_path: Path, weights: Path) -> None:
+    """--mode inference on a folder of tiles with the weights of a training run; a checkpoint of
+    another model is refused in one line."""
+    images = tiled / "test/images_tiled"
+    run_mlscale("run", "rareplanes", "--mode", "inference", "--model", "unet", "--unet-width", 16, "--weights",
+                weights, "--inference-data", images, "--out", tmp_path, "--run-id", "infer", "--no-progress",
+                env=free_port())  # fmt: skip
+    written = sorted(p.name for p in (tmp_path / "infer/predicted_masks").iterdir())
+    assert written == sorted(f"{p.stem}_mask.png" for p in images.iterdir())
+    bad = run_mlscale("run", "rareplanes", "--mode", "inference", "--model", "fcn", "--weights", weights,
+                      "--inference-data", images, "--out", tmp_path, check=False, env=free_port())  # fmt: skip
+    assert bad.returncode == 2 and f"{weights}: holds a model unet model" in bad.stderr
 
 
 @pytest.mark.slow
@@ -70,20 +85,3 @@ def test_maskrcnn_learns_at_two_ranks_under_ddp(tiled, tmp_path):
     written = sorted(p.name for p in (tmp_path / "maskrcnn/predicted_masks").iterdir())
     assert written == tiles
     assert Image.open(tmp_path / "maskrcnn/predicted_masks" / written[0]).mode == "L"  # instance ids
-
-
-@pytest.mark.slow
-def test_inference_mode_from_saved_weights(tiled, tmp_path):
-    """--mode inference on a folder of tiles with the weights of a training run; a checkpoint of
-    another model is refused in one line."""
-    weights = tmp_path / "unet.pt"
-    train(tiled, tmp_path, "unet", "--unet-width", 16, "--max-steps", 2, "--save-weights", weights, epochs=1)
-    images = tiled / "test/images_tiled"
-    run_mlscale("run", "rareplanes", "--mode", "inference", "--model", "unet", "--unet-width", 16, "--weights",
-                weights, "--inference-data", images, "--out", tmp_path, "--run-id", "infer", "--no-progress",
-                env=free_port())  # fmt: skip
-    written = sorted(p.name for p in (tmp_path / "infer/predicted_masks").iterdir())
-    assert written == sorted(f"{p.stem}_mask.png" for p in images.iterdir())
-    bad = run_mlscale("run", "rareplanes", "--mode", "inference", "--model", "fcn", "--weights", weights,
-                      "--inference-data", images, "--out", tmp_path, check=False, env=free_port())  # fmt: skip
-    assert bad.returncode == 2 and f"{weights}: holds a model unet model" in bad.stderr
