@@ -16,7 +16,6 @@ Data flows one way: launch -> bench -> results.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -199,8 +198,9 @@ def _finish(workload: Workload, lr: float, state: _Run, result: dict, observers:
         extra.update(obs.files(record))
     log_text = "\n".join(line for s in summaries for line in s.pop("log")) + "\n"
     staging = state.staging
-    for name in sorted(os.listdir(staging)) if staging.exists() else []:
-        extra[name] = (staging / name).read_bytes()
+    for path in sorted(staging.rglob("*")) if staging.exists() else []:  # sub-folders too (a folder of masks)
+        if path.is_file():
+            extra[path.relative_to(staging).as_posix()] = path.read_bytes()
     out_root = Path(ctx.run.out)
     path = write_run_dir(out_root, state.run_id, record, summaries, log_text, extra)
     rundir.remove_tree(staging)

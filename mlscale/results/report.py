@@ -1,8 +1,8 @@
 """The report of `mlscale report`: its sections, computed once from the run records.
 
 `build(records)` gives a `Report`: the sections (the PEARL/SCARF training and inference
-tables, every workload's seed tables, the Theta/Cooley scaling list, per-rank timings,
-failed runs) and the tables behind them by CSV name. The same report renders as
+tables, every workload's seed tables, the speed-up matrix of `mlscale matrix`, the Theta/Cooley
+scaling list, per-rank timings, failed runs) and the tables behind them by CSV name. The same report renders as
 
 - text: `report.text("markdown" | "csv")`, what `mlscale report` prints;
 - Markdown: `report.markdown()`, the document report.md (the printed text in Markdown,
@@ -25,10 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlscale.fileio import atomic_write
+from mlscale.fileio import atomic_path, atomic_write
 from mlscale.results import tables
+from mlscale.results.matrix import matrix_section
 from mlscale.results.record import load_ranks
-from mlscale.results.sections import Bullets, Section, Table, Text
+from mlscale.results.sections import Bullets, Chart, Section, Table, Text
 from mlscale.results.seed_tables import seed_tables
 
 TITLE = "mlscale report"
@@ -61,6 +62,9 @@ class Report:
         for name, frame in self.tables.items():
             atomic_write(out / f"{name}.csv", tables.to_csv(frame))
         atomic_write(out / "report.md", self.markdown())
+        for chart in (b for s in self.sections for b in s.blocks if isinstance(b, Chart)):
+            with atomic_path(out / chart.file, ".png") as tmp:
+                chart.draw(tmp)
 
 
 def build(records: list[dict], *, scale_by: str = "auto", ranks: bool = True) -> Report:
@@ -68,7 +72,7 @@ def build(records: list[dict], *, scale_by: str = "auto", ranks: bool = True) ->
 
     `ranks`: include the per-rank timing table (reads each run's ranks.jsonl)."""
     ok = [r for r in records if r.get("status") == "ok"]
-    failed = [r for r in records if r.get("status") != "ok"]
+    failed = [r for r in records if r.get("status") not in ("ok", "skipped")]  # skipped: the matrix shows why
     report = Report(len(records))
     training = report.tables["training"] = tables.training_table(ok)
     inference = report.tables["inference"] = tables.inference_table(ok)
@@ -83,6 +87,9 @@ def build(records: list[dict], *, scale_by: str = "auto", ranks: bool = True) ->
         frame = report.tables[seed.name] = seed.table(ok)
         if not frame.empty:
             report.sections.append(Section(seed.title, [Table(frame)]))
+    matrix = matrix_section(records)
+    if matrix:
+        report.sections.append(matrix)
     report.sections.append(_scaling_section(scaling))
     if ranks:
         per_rank = tables.rank_table(ok, {r["run_id"]: load_ranks(r["run_dir"]) for r in ok})

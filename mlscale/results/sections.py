@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,6 +96,25 @@ class Figure:
 
 
 @dataclass
+class Chart:
+    """A chart drawn from the report's data: as text where the report is text (printed,
+    Markdown, CSV), as a PNG where it has a folder (`draw(path)` writes `file` there: report.html
+    embeds it, `report --out` keeps it)."""
+
+    text: str
+    file: str
+    caption: str
+    draw: Callable[[Path], object]
+
+    def render(self, fmt: str) -> str:
+        return self.text + "\n" if fmt == "csv" else f"```\n{self.text}\n```\n\n"
+
+    def html(self, images: Path) -> str:
+        self.draw(images / self.file)
+        return Figure(self.file, self.caption).html(images)
+
+
+@dataclass
 class Verbatim:
     """Text rendered elsewhere, kept as it is (`csv`: its form for CSV text, where it has
     one); preformatted in HTML."""
@@ -109,7 +129,7 @@ class Verbatim:
         return f"<pre>{html.escape(self.markdown)}</pre>"
 
 
-Block = Text | Table | Bullets | Figure | Verbatim
+Block = Text | Table | Bullets | Figure | Chart | Verbatim
 
 
 @dataclass
