@@ -9,7 +9,7 @@ import h5py
 import netCDF4
 import numpy as np
 import pytest
-from conftest import COLUMNS, PRODUCTS, ROWS
+from support.cloud_mask import COLUMNS, PRODUCTS, ROWS
 from support.run import run_mlscale
 
 from mlscale.errors import UserError

@@ -7,7 +7,7 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import xarray as xr
-from conftest import COLUMNS, PRODUCTS, ROWS
+from support.cloud_mask import COLUMNS, PRODUCTS, ROWS
 from support.run import run_mlscale
 
 from mlscale.workloads.cloud_mask import slstr

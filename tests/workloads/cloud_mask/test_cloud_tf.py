@@ -5,7 +5,7 @@ over mlscale's ranks) follow the 1-rank run for the same global batch."""
 from __future__ import annotations
 
 import pytest
-from conftest import TINY, majority_baseline, mask_agreement
+from support.cloud_mask import TINY, majority_baseline, mask_agreement
 from support.run import run_mlscale
 
 from mlscale.errors import UserError

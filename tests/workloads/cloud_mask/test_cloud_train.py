@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import PRODUCTS, TINY, majority_baseline, mask_agreement
+from support.cloud_mask import PRODUCTS, TINY, majority_baseline, mask_agreement
 from support.run import run_mlscale
 
 from mlscale.results.record import load_record, load_records
