@@ -52,6 +52,12 @@ class RankEnv:
         return asdict(self)
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = environ.get(name)
@@ -350,6 +356,9 @@ def detect_environment(environ: Mapping[str, str] | None = None, use_mpi: bool =
     num_nodes = num_nodes or max(1, len(hosts) if hosts else math.ceil(size / max(local_size, 1)))
     if master_addr is None and num_nodes == 1:
         master_addr = "127.0.0.1"
+    if master_port is None and size == 1:
+        # A lone process meets only itself: a free port keeps concurrent laptop runs from colliding on 29500.
+        master_port = _free_port()
     return RankEnv(
         launcher=launcher.name,
         rank=rank,

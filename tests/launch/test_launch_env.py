@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -44,6 +45,9 @@ def test_no_launcher_is_a_single_process():
     env = detect_environment({}, use_mpi=False)
     assert (env.launcher, env.rank, env.size, env.num_nodes) == ("single", 0, 1, 1)
     assert env.master_addr == "127.0.0.1"
+    # a free port of its own, so two laptop runs at once do not meet on one rendezvous port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", env.master_port))
 
 
 def test_plain_sbatch_script_is_not_a_multi_rank_launch():
