@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mlscale.bench import stats
+from mlscale.bench import faults, stats
 from mlscale.bench.engine import Engine
 from mlscale.bench.gcpolicy import GcPolicy
 from mlscale.bench.logs import fmt
@@ -58,6 +58,7 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
         comm.barrier()
         result.bench_start = time.perf_counter()
     for epoch in range(1, run.epochs + 1):
+        faults.maybe_fail(comm.rank, f"epoch{epoch}")
         for obs in observers:
             obs.epoch_start(epoch)
         timer, test_timer = engine.make_timer(PHASES), engine.make_timer(EVAL_PHASES)

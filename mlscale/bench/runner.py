@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlscale.bench import modes, records, rundir
+from mlscale.bench import faults, modes, records, rundir
 from mlscale.bench.batching import batch_sizes
 from mlscale.bench.checkpoints import check_writable
 from mlscale.bench.config import RunConfig
@@ -33,6 +33,7 @@ from mlscale.bench.observers import RunObserver, load_observers
 from mlscale.bench.stats import concat_steps, merged_phase_stats
 from mlscale.bench.workload import Context, Workload
 from mlscale.errors import UserError
+from mlscale.launch import abort
 from mlscale.launch.comm import create_communicator
 from mlscale.launch.env import detect_environment
 from mlscale.results.record import write_run_dir
@@ -60,11 +61,24 @@ def _check_run(workload_cls: type[Workload], run: RunConfig) -> None:
         raise UserError(f"--epochs must be at least 1, got {run.epochs}")
 
 
+def _setup_problem(run: RunConfig, run_dir: Path) -> str | None:
+    """What rank 0 finds wrong with the run's outputs before any rank starts, as one line."""
+    try:
+        if run_dir.exists():
+            raise UserError(f"{run_dir}: run directory already exists; choose another --run-id")
+        if run.save_weights:
+            check_writable(run.save_weights)
+    except UserError as err:
+        return str(err)
+    return None
+
+
 def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     """Rank environment, device, communicator, batch sizes, run id and staging directory."""
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     env = detect_environment()
+    abort.joined(env.rank, env.size)
     engine_cls = get_engine(workload_cls.engine_for(wconfig))
     device = engine_cls.select_device(run.device, env)
     engine_cls.check_supported(run, device)
@@ -75,14 +89,17 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     engine_cls.prepare(run, device)
 
     proposed = run.run_id or rundir.new_run_id(workload_cls.name, run.system, comm.size, env)
-    run_id = comm.bcast(proposed if comm.rank == 0 else None)
     out_root = Path(run.out)
-    if comm.rank == 0 and (out_root / run_id).exists():
-        raise UserError(f"{out_root / run_id}: run directory already exists; choose another --run-id")
+    # Rank 0 checks, every rank learns the verdict: none is left in the barrier below for a peer that left.
+    problem = _setup_problem(run, out_root / proposed) if comm.rank == 0 else None
+    run_id, problem = comm.bcast((proposed, problem) if comm.rank == 0 else None)
+    if problem:
+        raise UserError(problem) if comm.rank == 0 else abort.PeerFailed(UserError.exit_code)
+    faults.maybe_fail(comm.rank, "setup")
     staging = rundir.staging_dir(out_root, run_id)
-    if comm.rank == 0:
-        staging.mkdir(parents=True, exist_ok=True)
     comm.barrier()
+    if comm.rank == 0:  # after the barrier: a rank that failed at set-up leaves nothing behind
+        staging.mkdir(parents=True, exist_ok=True)
     ctx = Context(env=env, comm=comm, device=device, run=run, log=log, batch=batch, outputs=staging)
     return _Run(ctx, engine_cls, run_id, staging, collected, t_start, started_at)
 
@@ -111,6 +128,7 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
     except Exception as exc:  # record the failure, then let the launcher see it
         error = f"{type(exc).__name__}: {exc}"
         log.exception("run failed on rank %d", comm.rank)
+        exc.logged = True  # type: ignore[attr-defined]  # the run command need not print it again
         for obs in observers:
             obs.run_end("failed")
         if comm.rank == 0:
@@ -132,8 +150,6 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
 def _execute(engine: Engine, lr: float, observers: list[RunObserver], t_start: float, gc_policy: GcPolicy) -> dict:
     workload, ctx = engine.workload, engine.ctx
     run, comm = ctx.run, ctx.comm
-    if run.save_weights and comm.rank == 0:
-        check_writable(run.save_weights)
     facts = engine.setup(lr)
     info = {**facts, **workload.info()}
     setup_time = time.perf_counter() - t_start

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import sys
 
 from mlscale.cli import ArgumentParser, raw_command
 
@@ -123,5 +124,31 @@ def run(argv: list[str]) -> int:
     from mlscale.bench.workload import config_from_args, get_workload
 
     cls = get_workload(name)
-    run_benchmark(cls, config_from_args(cls.Config, args), config_from_args(RunConfig, args))
+    try:
+        run_benchmark(cls, config_from_args(cls.Config, args), config_from_args(RunConfig, args))
+    except Exception as exc:
+        _end_job(exc)
+        raise
     return 0
+
+
+def _end_job(exc: Exception) -> None:
+    """In a job of several ranks, an error on one ends them all (`abort_job`): its peers would
+    otherwise wait in a collective, or this rank in MPI_Finalize, until a timeout minutes later."""
+    import time
+    import traceback
+
+    from mlscale.errors import UserError
+    from mlscale.launch import abort
+
+    if not abort.multi_rank():
+        return  # one process: the error ends it (mlscale.cli prints a user error in one line)
+    if isinstance(exc, abort.PeerFailed):
+        time.sleep(abort.PEER_GRACE_S)  # the rank that found the error speaks, then ends the job
+        abort.abort_job(exc.code)
+    if isinstance(exc, UserError):
+        print(f"mlscale: error: {exc}", file=sys.stderr)
+        abort.abort_job(exc.exit_code)
+    if not getattr(exc, "logged", False):
+        traceback.print_exc()
+    abort.abort_job(1)

@@ -1,0 +1,60 @@
+"""Ending a whole multi-rank job from one rank, under any launcher.
+
+A rank that fails and simply returns would block in `MPI_Finalize` (or leave its peers waiting in a
+collective) until a backend timeout, minutes later. `abort_job` ends the job instead: with MPI
+initialised (mpirun, srun with mpi4py) `MPI_Abort` kills every rank; otherwise the process exits at
+once and the launcher (torchrun's elastic agent, mpirun, srun) tears the peers down, and the peers'
+watchdogs (`mlscale.bench.watchdog`) see the closed connection and abort too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import NoReturn
+
+_job = {"rank": 0, "size": 1}
+PEER_GRACE_S = 10.0  # how long a rank told of another's error leaves that rank to report it and end the job
+
+
+class PeerFailed(Exception):
+    """Raised on the ranks that learn of another rank's error (a set-up check rank 0 made and
+    broadcast): they end the job with the same exit status and print nothing; that rank speaks."""
+
+    def __init__(self, code: int):
+        super().__init__(f"another rank failed (exit status {code})")
+        self.code = code
+
+
+def joined(rank: int, size: int) -> None:
+    """Note this process's place in the job, so that an error ends the job rather than this rank."""
+    _job.update(rank=rank, size=size)
+
+
+def multi_rank() -> bool:
+    return _job["size"] > 1
+
+
+def _mpi_running():
+    """mpi4py's MPI module when MPI is initialised and not finalised; never initialises it."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None:
+        return None
+    try:
+        return mpi if mpi.Is_initialized() and not mpi.Is_finalized() else None
+    except Exception:
+        return None
+
+
+def abort_job(code: int) -> NoReturn:
+    """Flush what this rank has to say, then end every rank of the job with exit status `code`."""
+    for flush in (logging.shutdown, sys.stdout.flush, sys.stderr.flush):
+        try:
+            flush()
+        except Exception:  # a closed stream must not keep the job alive
+            pass
+    mpi = _mpi_running()
+    if mpi is not None:
+        mpi.COMM_WORLD.Abort(code)
+    os._exit(code)
