@@ -59,6 +59,7 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
         result.bench_start = time.perf_counter()
     for epoch in range(1, run.epochs + 1):
         faults.maybe_fail(comm.rank, f"epoch{epoch}")
+        workload.epoch_start(epoch)
         for obs in observers:
             obs.epoch_start(epoch)
         timer, test_timer = engine.make_timer(PHASES), engine.make_timer(EVAL_PHASES)

@@ -14,6 +14,7 @@ documents it.
 
 Hooks the runner calls, in order:
 - on every rank: `build_data(split)`, `build_model()`, `build_optimizer(...)`;
+- in training, before each epoch: `epoch_start(epoch)` (1-based);
 - per step: `to_device`, `forward`, `loss`, and in training `metrics` (batch means);
 - per evaluation pass (the test pass of each epoch, the inference pass), on every rank:
   `eval_start(split)`, `eval_batch(split, output, batch)` for each batch, then
@@ -161,6 +162,10 @@ class Workload(Registered):
         `.item()` here: the runner accumulates on the device and reads values once per
         epoch. Metrics that are not batch means belong in `eval_end`."""
         return {}
+
+    def epoch_start(self, epoch: int) -> None:
+        """Before training epoch `epoch` (1, 2, ...) on every rank: for a loss or schedule that changes
+        with the epoch (e.g. a term that starts after warm-up epochs)."""
 
     # -- evaluation passes ------------------------------------------------------
     def eval_start(self, split: str) -> None:

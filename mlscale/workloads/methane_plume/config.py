@@ -47,4 +47,9 @@ class MethanePlumeData:
     test_tiles: int = opt(200, "test tiles")
     tile_size: int = opt(256, "tile height and width")
     positive_fraction: float = opt(0.08, "fraction of tiles with a plume (the seed's data: 4 to 9 percent)")
+    context: int = opt(
+        0,
+        "px of real scene kept around each tile (a multiple of 32; 64 for --dense-consistency training)",
+        metavar="PX",
+    )
     seed: int = opt(0, "random seed")

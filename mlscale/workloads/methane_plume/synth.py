@@ -6,10 +6,12 @@ border. The CH4 band is background noise (white plus spatially correlated), alon
 stripes (a per-column offset, as a push-broom detector leaves them) and Gaussian plumes of
 varying size, strength and direction (a source that widens downwind and fades with distance).
 
-Training tiles (``tiles.h5``): groups ``train`` and ``test``, each with ``ch4`` (N, T, T) float32
-raw ppm·m (nodata kept as -9999) and ``label`` (N,) uint8 (1 = a plume source lies in the tile's
-central half; 30% of the negatives hold a plume whose source lies outside it).
-Attributes: ``tile_size``, ``format`` = "mlscale-plume-tiles-1".
+Training tiles (``tiles.h5``): groups ``train`` and ``test``, each with ``ch4`` (N, T + 2C, T + 2C)
+float32 raw ppm·m (nodata kept as -9999) and ``label`` (N,) uint8 (1 = a plume source lies in the
+central half of the T x T tile at the centre; 30% of the negatives hold a plume whose source lies
+outside it). C is the ring of real scene kept around each tile (``--context``, 0 by default), which
+training for the dense form needs. Attributes: ``tile_size`` (T), ``context`` (C; absent in files
+written before it existed: 0), ``format`` = "mlscale-plume-tiles-1".
 """
 
 from __future__ import annotations
@@ -123,46 +125,58 @@ def make_flightline(
     return data, placed
 
 
-def make_tile(rng: np.random.Generator, size: int, positive: bool, off_centre: float = 0.3) -> np.ndarray:
-    """One CH4 tile. A positive holds a plume whose source is in the central half; a fraction
-    `off_centre` of the negatives hold one whose source is outside it, so that the classifier learns
-    to answer for the tile's centre (what a per-pixel saliency map needs)."""
-    shape = (size, size)
+def make_tile(
+    rng: np.random.Generator, size: int, positive: bool, off_centre: float = 0.3, context: int = 0
+) -> np.ndarray:
+    """One CH4 tile, with `context` px of the same scene around it ((size + 2 context)^2). A positive holds a
+    plume whose source is in the tile's central half; a fraction `off_centre` of the negatives hold one whose
+    source is outside it (in the tile's outer ring or the context), so that the classifier learns to answer
+    for the tile's centre (what a per-pixel saliency map needs). With context 0 the seed's tile."""
+    full = size + 2 * context
+    shape = (full, full)
     tile = ch4_background(rng, shape)
-    lo, hi = size / 4, 3 * size / 4
+    lo, hi = context + size / 4, context + 3 * size / 4
     if positive:
         tile += render_plume(shape, random_plume(rng, rng.uniform(lo, hi), rng.uniform(lo, hi)), rng)
     elif rng.random() < off_centre:
-        row, col = rng.uniform(0, size, 2)
-        while lo <= row < hi and lo <= col < hi:  # a source in the outer ring
-            row, col = rng.uniform(0, size, 2)
+        row, col = rng.uniform(0, full, 2)
+        while lo <= row < hi and lo <= col < hi:  # a source outside the central half
+            row, col = rng.uniform(0, full, 2)
         tile += render_plume(shape, random_plume(rng, row, col), rng)
-    if rng.random() < 0.1:  # some tiles overlap the flightline's nodata border
+    if rng.random() < 0.1:  # some tiles overlap the flightline's nodata border (the context ring lies beyond it)
         edge = int(rng.integers(1, size // 4))
         side = int(rng.integers(4))
         view = np.rot90(tile, side)
-        view[:, :edge] = NODATA
+        view[:, : context + edge] = NODATA
     return tile.astype(np.float32)
 
 
 def write_tiles(
-    path: Path, rng: np.random.Generator, counts: dict[str, int], size: int, positive_fraction: float
+    path: Path,
+    rng: np.random.Generator,
+    counts: dict[str, int],
+    size: int,
+    positive_fraction: float,
+    context: int = 0,
 ) -> dict[str, int]:
-    """Write tiles.h5 (temp name, renamed at the end); returns positives per split."""
+    """Write tiles.h5 (temp name, renamed at the end); returns positives per split. With `context`, each
+    stored tile carries that many px of scene around it (attribute ``context``)."""
     import h5py
 
     positives: dict[str, int] = {}
+    full = size + 2 * context
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs["format"] = TILES_FORMAT
         h5.attrs["tile_size"] = size
+        h5.attrs["context"] = context
         for split, n in counts.items():
             labels = np.zeros(n, dtype=np.uint8)
             labels[: max(1, round(n * positive_fraction))] = 1
             rng.shuffle(labels)
             group = h5.create_group(split)
-            ch4 = group.create_dataset("ch4", (n, size, size), dtype="f4", chunks=(1, size, size))
+            ch4 = group.create_dataset("ch4", (n, full, full), dtype="f4", chunks=(1, full, full))
             for i, label in enumerate(labels):
-                ch4[i] = make_tile(rng, size, bool(label))
+                ch4[i] = make_tile(rng, size, bool(label), context=context)
             group.create_dataset("label", data=labels)
             positives[split] = int(labels.sum())
     return positives

@@ -34,9 +34,19 @@ def read_labels(path: str | os.PathLike, split: str) -> np.ndarray:
         raise UserError(f"{path}: not an HDF5 file ({err})") from None
 
 
+def read_geometry(path: str | os.PathLike) -> tuple[int, int]:
+    """(tile size, context px) of a tiles file that `read_labels` accepted."""
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return int(h5.attrs["tile_size"]), int(h5.attrs.get("context", 0))
+
+
 class TileDataset(torch.utils.data.Dataset):
     """(1, T, T) standardised CH4 tiles and their labels, read lazily from tiles.h5; `indices` selects
-    this rank's share. Training tiles are flipped/rotated at random (plumes blow any way)."""
+    this rank's share. With `with_context`, the (1, T + 2C, T + 2C) crop with the file's ring of context
+    instead (the tile at its centre). Training tiles are flipped/rotated at random (plumes blow any way;
+    the same turn for the ring, so the tile stays at the centre)."""
 
     def __init__(
         self,
@@ -46,9 +56,12 @@ class TileDataset(torch.utils.data.Dataset):
         indices: np.ndarray | None = None,
         augment: bool = False,
         seed: int = 0,
+        with_context: bool = False,
     ):
         self.path, self.split, self.preset, self.augment = str(path), split, preset, augment
         self.labels = read_labels(path, split)
+        size, context = read_geometry(path)
+        self.window = slice(None) if with_context else slice(context, context + size)
         self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices)
         self.rng = np.random.default_rng(seed)
         self._h5 = None
@@ -62,7 +75,7 @@ class TileDataset(torch.utils.data.Dataset):
         if self._h5 is None:  # opened per process (DataLoader workers fork)
             self._h5 = h5py.File(self.path, "r")
         j = int(self.indices[i])
-        tile = standardise(self._h5[self.split]["ch4"][j], self.preset)
+        tile = standardise(self._h5[self.split]["ch4"][j, self.window, self.window], self.preset)
         if self.augment:
             tile = np.rot90(tile, int(self.rng.integers(4)))
             if self.rng.random() < 0.5:

@@ -198,6 +198,8 @@ class MethanePlume(Workload):
 
         if min(config.lines, config.samples, config.tile_size) < 8 or config.flightlines < 0:
             raise UserError("mlscale data methane-plume: --lines, --samples and --tile-size must be at least 8")
+        if config.context < 0 or config.context % 32:
+            raise UserError(f"mlscale data methane-plume: --context {config.context}: must be a multiple of 32 (>= 0)")
         if not 0 <= config.positive_fraction <= 1:
             raise UserError("mlscale data methane-plume: --positive-fraction must be within [0, 1]")
         out = Path(out)
@@ -208,9 +210,12 @@ class MethanePlume(Workload):
             path = write_flightline(out / "flightlines" / f"ang_synth{i:03d}_ch4mf_img", data, plumes)
             names.append(path.name)
         counts = {"train": config.train_tiles, "test": config.test_tiles}
-        positives = write_tiles(out / "tiles.h5", rng, counts, config.tile_size, config.positive_fraction)
+        positives = write_tiles(
+            out / "tiles.h5", rng, counts, config.tile_size, config.positive_fraction, config.context
+        )
+        ring = f" with {config.context} px of context" if config.context else ""
         return (
             f"wrote {len(names)} flightline(s) of {config.lines}x{config.samples} to {out / 'flightlines'} and "
-            f"{sum(counts.values())} tiles ({positives['train']}+{positives['test']} with plumes) to "
+            f"{sum(counts.values())} tiles{ring} ({positives['train']}+{positives['test']} with plumes) to "
             f"{out / 'tiles.h5'}"
         )
