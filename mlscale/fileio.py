@@ -60,3 +60,24 @@ def atomic_dir(path: str | os.PathLike, mode: int = 0o755) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def staged_into(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new hidden directory beside `path` to fill; on success each of its entries is moved
+    into `path` (created if needed), replacing an entry of the same name; on any error the hidden
+    directory is removed and `path` is left as it was. For writers of several files into a folder
+    that may already hold others (`mlscale data W --out DIR`)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging", dir=target.parent))
+    try:
+        yield tmp
+        target.mkdir(exist_ok=True)
+        for entry in sorted(tmp.iterdir()):
+            dest = target / entry.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            os.replace(entry, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

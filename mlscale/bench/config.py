@@ -8,20 +8,37 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlscale.bench.gcpolicy import POLICIES as GC_POLICIES
 
 
-def opt(default: Any, help: str, choices: tuple | None = None, metavar: str | None = None):
-    """A dataclass field that documents its command-line flag."""
-    meta = {"help": help}
+def opt(
+    default: Any,
+    help: str,
+    choices: tuple | None = None,
+    metavar: str | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+):
+    """A dataclass field that documents its command-line flag.
+
+    `at_least` / `at_most` bound a number: a value outside is refused by the parser with one
+    line naming the flag, before any work starts (a `--global-batch-size 0` would otherwise run
+    and record zero samples as a success)."""
+    meta: dict[str, Any] = {"help": help}
     if choices:
         meta["choices"] = choices
     if metavar:
         meta["metavar"] = metavar
+    if at_least is not None:
+        meta["at_least"] = at_least
+    if at_most is not None:
+        meta["at_most"] = at_most
     return field(default=default, metadata=meta)
 
 
@@ -34,16 +51,17 @@ class RunConfig:
         "train: epochs of train+test steps; inference: one timed inference pass; iotest: read and distribute data only",
         choices=("train", "inference", "iotest"),
     )
-    epochs: int = opt(2, "training epochs (the tables report the first and second)")
-    batch_size: int = opt(32, "samples per rank per step (weak scaling)")
+    epochs: int = opt(2, "training epochs (the tables report the first and second)", at_least=0)
+    batch_size: int = opt(32, "samples per rank per step (weak scaling)", at_least=1)
     global_batch_size: int | None = opt(
         None,
         "samples per step over all ranks (strong scaling); must divide by the number of ranks; overrides --batch-size",
+        at_least=1,
     )
-    lr: float | None = opt(None, "learning rate (default: the workload's)")
+    lr: float | None = opt(None, "learning rate (default: the workload's)", at_least=0)
     infer: bool = opt(False, "after training, time an inference pass (fills the inference table)")
-    max_steps: int | None = opt(None, "cap on steps per epoch (and per inference pass)")
-    warmup_steps: int = opt(0, "untimed training steps before the first epoch")
+    max_steps: int | None = opt(None, "cap on steps per epoch (and per inference pass)", at_least=1)
+    warmup_steps: int = opt(0, "untimed training steps before the first epoch", at_least=0)
     backend: str = opt(
         "ddp", "communication backend: ddp (torch.distributed), mpi (mpi4py), single, or another registered one"
     )
@@ -66,6 +84,24 @@ class RunConfig:
         "manual (also no automatic collection inside an epoch; collect between epochs), python (default behaviour)",
         choices=GC_POLICIES,
     )
+
+
+def bounded(tp: type, at_least: float | None = None, at_most: float | None = None) -> Callable[[str], Any]:
+    """An argparse `type` converting to `tp` and refusing NaN, infinities and values out of range;
+    argparse turns its ArgumentTypeError into one line naming the flag."""
+
+    def convert(text: str) -> Any:
+        value = tp(text)  # a ValueError reads "invalid int value: 'x'", argparse's usual words
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if at_least is not None and value < at_least:
+            raise argparse.ArgumentTypeError(f"must be at least {at_least:g}, got {text}")
+        if at_most is not None and value > at_most:
+            raise argparse.ArgumentTypeError(f"must be at most {at_most:g}, got {text}")
+        return value
+
+    convert.__name__ = tp.__name__  # argparse names the type in its messages
+    return convert
 
 
 def _flag(name: str) -> str:
@@ -94,6 +130,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser | Any, cls: type, ti
         elif typing.get_origin(tp) in (list, tuple):
             kwargs["type"] = typing.get_args(tp)[0]
             kwargs["nargs"] = "+"
+        elif tp in (int, float):
+            kwargs["type"] = bounded(tp, f.metadata.get("at_least"), f.metadata.get("at_most"))
         else:
             kwargs["type"] = tp
         if "choices" in f.metadata:

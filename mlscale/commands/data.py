@@ -37,6 +37,12 @@ def data(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
     add_dataclass_arguments(parser, cls.DataConfig, f"{name} data options")
     args = parser.parse_args(argv[1:])
-    summary = cls.write_data(config_from_args(cls.DataConfig, args), Path(args.out))
-    print(summary)
+    from mlscale.bench.preflight import check_output_dir
+    from mlscale.fileio import staged_into
+
+    check_output_dir(args.out)
+    out = Path(args.out)
+    with staged_into(out) as staging:  # a failure half-way leaves nothing in --out
+        summary = cls.write_data(config_from_args(cls.DataConfig, args), staging)
+    print(summary.replace(str(staging), str(out)))  # the summary names where the files are now
     return 0

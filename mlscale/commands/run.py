@@ -120,12 +120,15 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(rest)
 
     from mlscale.bench.config import RunConfig
+    from mlscale.bench.preflight import check_run
     from mlscale.bench.runner import run_benchmark
     from mlscale.bench.workload import config_from_args, get_workload
 
     cls = get_workload(name)
+    run_config = config_from_args(RunConfig, args)
+    check_run(run_config)  # on every rank, before any starts work: a typo fails them all alike
     try:
-        run_benchmark(cls, config_from_args(cls.Config, args), config_from_args(RunConfig, args))
+        run_benchmark(cls, config_from_args(cls.Config, args), run_config)
     except Exception as exc:
         _end_job(exc)
         raise

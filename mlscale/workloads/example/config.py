@@ -10,5 +10,5 @@ from mlscale.bench.config import opt
 
 @dataclass
 class ExampleConfig:
-    points: int = opt(2048, "training points per rank (the test and inference sets are a quarter of it)")
-    hidden: int = opt(32, "width of the hidden layer")
+    points: int = opt(2048, "training points per rank (the test and inference sets are a quarter of it)", at_least=1)
+    hidden: int = opt(32, "width of the hidden layer", at_least=1)

@@ -25,31 +25,34 @@ class MethanePlumeConfig:
         choices=ARCHS,
     )
     preset: str = opt("COVID_QC", "CH4 normalisation (mean, std) of the seed's models", choices=tuple(PRESETS))
-    tile_size: int = opt(256, "tile height and width in pixels")
+    tile_size: int = opt(256, "tile height and width in pixels", at_least=1)
     method: str = opt(
         "fcn",
         "inference method: cnn (a tile per pixel), fcn (dense FCN, shift-and-stitch), "
         "exact (dense, padding-free tilenet only)",
         choices=METHODS,
     )
-    rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow")
+    rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow", at_least=0)
     augment: bool = opt(True, "random flips and rotations of training tiles")
-    workers: int = opt(0, "DataLoader worker processes per rank")
+    workers: int = opt(0, "DataLoader worker processes per rank", at_least=0)
 
 
 @dataclass
 class MethanePlumeData:
-    lines: int = opt(2801, "flightline lines (rows); the seed's sample has 2801")
-    samples: int = opt(669, "flightline samples (columns); the seed's sample has 669")
-    flightlines: int = opt(1, "number of flightlines")
-    plumes: int = opt(8, "plumes per flightline")
-    train_tiles: int = opt(1000, "training tiles")
-    test_tiles: int = opt(200, "test tiles")
-    tile_size: int = opt(256, "tile height and width")
-    positive_fraction: float = opt(0.08, "fraction of tiles with a plume (the seed's data: 4 to 9 percent)")
+    lines: int = opt(2801, "flightline lines (rows); the seed's sample has 2801", at_least=1)
+    samples: int = opt(669, "flightline samples (columns); the seed's sample has 669", at_least=1)
+    flightlines: int = opt(1, "number of flightlines", at_least=1)
+    plumes: int = opt(8, "plumes per flightline", at_least=0)
+    train_tiles: int = opt(1000, "training tiles", at_least=1)
+    test_tiles: int = opt(200, "test tiles", at_least=1)
+    tile_size: int = opt(256, "tile height and width", at_least=1)
+    positive_fraction: float = opt(
+        0.08, "fraction of tiles with a plume (the seed's data: 4 to 9 percent)", at_least=0, at_most=1
+    )
     context: int = opt(
         0,
         "px of real scene kept around each tile (a multiple of 32; 64 for --dense-consistency training)",
         metavar="PX",
+        at_least=0,
     )
     seed: int = opt(0, "random seed")

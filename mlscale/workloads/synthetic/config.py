@@ -17,7 +17,7 @@ class SyntheticConfig:
         "network: torchvision ResNets (no weights downloaded) or 'tiny' for quick checks",
         choices=NETWORKS,
     )
-    image_size: int = opt(224, "height and width of the random images")
-    num_classes: int = opt(1000, "classes of the random labels")
-    steps_per_epoch: int = opt(100, "training batches per epoch per rank")
-    test_steps: int = opt(10, "test (and inference) batches per epoch per rank")
+    image_size: int = opt(224, "height and width of the random images", at_least=1)
+    num_classes: int = opt(1000, "classes of the random labels", at_least=1)
+    steps_per_epoch: int = opt(100, "training batches per epoch per rank", at_least=1)
+    test_steps: int = opt(10, "test (and inference) batches per epoch per rank", at_least=1)

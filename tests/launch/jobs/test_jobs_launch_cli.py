@@ -173,10 +173,10 @@ def test_the_run_flags_are_read_as_the_run_reads_them(workload):
     message = _refusal(["--batch-s=8"], scaling="strong", ranks=[2, 3], workload=workload)
     assert "global batch 16 (--batch-size 8 times 2 ranks, the smallest point) does not divide by 3 ranks" in message
     # The rule is bench.batching's: its errors name the flag.
-    assert "--global-batch-size must be at least 1" in _refusal(
+    assert "--global-batch-size: must be at least 1" in _refusal(
         ["--global-b", "0"], scaling="strong", workload=workload
     )
-    assert "--batch-size must be at least 1" in _refusal(["--batch", "0"], workload=workload)
+    assert "--batch-size: must be at least 1" in _refusal(["--batch", "0"], workload=workload)
 
 
 def test_a_bad_run_flag_is_the_runs_own_one_line_error_at_planning(tmp_path):
