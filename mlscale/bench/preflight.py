@@ -75,10 +75,10 @@ def check_destination(path: str | os.PathLike, flag: str) -> None:
         raise UserError(f"{flag} {path}: is a directory; give a file name")
     parent = target.absolute().parent
     if not parent.is_dir():
-        raise UserError(f"{flag} {path}: directory {parent} does not exist")
+        raise UserError(f"{path}: {flag} directory {parent} does not exist")
     problem = _cannot_create_in(parent)
     if problem:
-        raise UserError(f"{flag} {path}: cannot create files in {parent} ({problem})")
+        raise UserError(f"{path}: {flag} directory {parent} is not writable ({problem})")
 
 
 def check_source(path: str | os.PathLike, flag: str) -> None:

@@ -120,13 +120,12 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(rest)
 
     from mlscale.bench.config import RunConfig
-    from mlscale.bench.preflight import check_run
     from mlscale.bench.runner import run_benchmark
     from mlscale.bench.workload import config_from_args, get_workload
 
     cls = get_workload(name)
     run_config = config_from_args(RunConfig, args)
-    check_run(run_config)  # on every rank, before any starts work: a typo fails them all alike
+    _preflight(run_config)
     try:
         run_benchmark(cls, config_from_args(cls.Config, args), run_config)
     except Exception as exc:
@@ -155,3 +154,19 @@ def _end_job(exc: Exception) -> None:
     if not getattr(exc, "logged", False):
         traceback.print_exc()
     abort.abort_job(1)
+
+
+def _preflight(run_config) -> None:
+    """The checks of `mlscale.bench.preflight`, on every rank before any starts work or joins a
+    collective, so a typo ends them all alike; only the first rank says why (one line, not one per
+    rank), the others end with the same status."""
+    from mlscale.bench.preflight import check_run
+    from mlscale.errors import UserError
+    from mlscale.launch.env import detect_launcher
+
+    try:
+        check_run(run_config)
+    except UserError as err:
+        if detect_launcher().rank not in (None, 0):
+            raise SystemExit(err.exit_code) from None
+        raise
