@@ -23,6 +23,7 @@ VENV_BIN=$(cd "$VENV/bin" && pwd)
 export PATH="$VENV_BIN:$PATH"
 
 log() { echo "build-horovod: $*" >&2; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # Local version label from torch's version: 2.14.1+cu130 -> torch2.14.1.cu130
 TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
@@ -31,17 +32,7 @@ PATCH_LEVEL=2
 LOCAL_LABEL="torch$(echo "$TORCH_VERSION" | tr '+' '.').mlscale$PATCH_LEVEL"
 WANT_VERSION="$HOROVOD_VERSION+$LOCAL_LABEL"
 
-installed_version() {
-    "$PY" - <<'PY' 2>/dev/null || true
-from importlib.metadata import version, PackageNotFoundError
-try:
-    print(version("horovod"))
-except PackageNotFoundError:
-    pass
-PY
-}
-
-if [ "$(installed_version)" = "$WANT_VERSION" ]; then
+if [ "$(installed_version "$PY" horovod)" = "$WANT_VERSION" ]; then
     log "horovod $WANT_VERSION already installed in $VENV"
     exit 0
 fi
@@ -103,11 +94,7 @@ if [ -z "$WHEEL" ]; then
         log "build failed; full log in $BUILD_DIR/build.log (KEEP_BUILD_DIR=1 keeps it)"
         exit 1
     }
-    built=$(ls "$BUILD_DIR"/dist/horovod-*.whl)
-    # Copy under a temporary name and rename so that a cut-off build never leaves half a wheel in the cache.
-    cp "$built" "$WHEEL_CACHE/.tmp.$(basename "$built")"
-    mv "$WHEEL_CACHE/.tmp.$(basename "$built")" "$WHEEL_CACHE/$(basename "$built")"
-    WHEEL="$WHEEL_CACHE/$(basename "$built")"
+    WHEEL=$(cache_wheel "$(ls "$BUILD_DIR"/dist/horovod-*.whl)" "$WHEEL_CACHE")
     log "built $(basename "$WHEEL") in $(($(date +%s) - start)) s"
 fi
 
