@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 
 
@@ -35,3 +36,15 @@ def setup_logging(rank: int, size: int) -> tuple[logging.Logger, Collect]:
 
 def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
+
+
+def rate(value: float | None, unit: str, digits: int = 3) -> str:
+    """A rate with `digits` significant digits and no exponent: 0.0495 samples/s, 12.3 MB/s, 1235 img/s.
+
+    Fixed decimals would print a slow run's 0.0495 samples/s as "0.0 samples/s"."""
+    if value is None:
+        return f"n/a {unit}"
+    if not math.isfinite(value) or value == 0:
+        return f"{value:g} {unit}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f} {unit}"

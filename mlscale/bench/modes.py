@@ -16,7 +16,7 @@ import numpy as np
 from mlscale.bench import faults, stats
 from mlscale.bench.engine import Engine
 from mlscale.bench.gcpolicy import GcPolicy
-from mlscale.bench.logs import fmt
+from mlscale.bench.logs import fmt, rate
 from mlscale.bench.timing import EVAL_PHASES, PHASES, StepTimer
 from mlscale.bench.workload import Workload
 
@@ -88,10 +88,10 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
             obs.epoch_end(epoch, epoch_stats)
         gc_policy.between_epochs()
         log.info(
-            "epoch %d: train %.3fs (%.1f samples/s), test %.3fs, train loss %s, test loss %s",
+            "epoch %d: train %.3fs (%s), test %.3fs, train loss %s, test loss %s",
             epoch,
             epoch_stats["train_time"],
-            epoch_stats["train_imgs_per_s"],
+            rate(epoch_stats["train_imgs_per_s"], "samples/s"),
             epoch_stats["test_time"],
             fmt(epoch_stats["train_loss"]),
             fmt(epoch_stats["test_loss"]),
@@ -113,7 +113,10 @@ def inference(engine: Engine, workload: Workload, steps_out: Steps) -> dict:
     result.update(facts or {})
     result["local"] = {"time": elapsed, "samples": acc.samples}
     log.info(
-        "inference: %d samples in %.3fs (%.1f samples/s)", result["samples"], result["total_time"], result["imgs_per_s"]
+        "inference: %d samples in %.3fs (%s)",
+        result["samples"],
+        result["total_time"],
+        rate(result["imgs_per_s"], "samples/s"),
     )
     return result
 
@@ -145,11 +148,11 @@ def iotest(engine: Engine, workload: Workload, steps_out: Steps) -> dict:
         "mb_per_s": nbytes / 1e6 / elapsed,
     }
     log.info(
-        "iotest: %d samples, %.1f MB in %.3fs (%.1f samples/s, %.1f MB/s)",
+        "iotest: %d samples, %.1f MB in %.3fs (%s, %s)",
         result["samples"],
         total_bytes / 1e6,
         result["total_time"],
-        result["imgs_per_s"],
-        result["mb_per_s"],
+        rate(result["imgs_per_s"], "samples/s"),
+        rate(result["mb_per_s"], "MB/s"),
     )
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlscale.bench.logs import rate
 from mlscale.cli import command
 
 EPILOG = """examples:
@@ -51,11 +52,11 @@ def rareplanes(args: argparse.Namespace) -> int:
     finally:
         comm.close()
     if comm.rank == 0:
-        rate = done["tiles"] / done["seconds"] if done["seconds"] else 0.0
+        tiles_per_s = done["tiles"] / done["seconds"] if done["seconds"] else 0.0
         print(
             f"tiled {done['scenes']} scene(s) into {done['tiles']} tiles of {args.tile_size}x{args.tile_size} in "
             f"{args.out} ({', '.join(done['splits'])}) in {done['seconds']:.2f}s on {done['ranks']} rank(s): "
-            f"{rate:.1f} tiles/s"
+            f"{rate(tiles_per_s, 'tiles/s')}"
         )
     return 0
 
