@@ -87,11 +87,9 @@ def check_source(path: str | os.PathLike, flag: str) -> None:
         return
     source = Path(path)
     if not source.exists():
-        raise UserError(f"{flag} {path}: no such file")
+        raise UserError(f"{path}: {flag} file not found")  # the engines' own words for it
     if not source.is_file():
-        raise UserError(f"{flag} {path}: not a file")
-    if not os.access(source, os.R_OK):
-        raise UserError(f"{flag} {path}: not readable")
+        raise UserError(f"{path}: {flag} is not a file")
 
 
 def check_run(run) -> None:  # run: mlscale.bench.config.RunConfig

@@ -95,8 +95,8 @@ RUN_FLAGS: list[tuple[str, tuple[str, ...], tuple[str, ...], Setup | None]] = [
     ("save-weights-no-dir", ("--save-weights", "{d}/missing/w.pt"), ("--save-weights", "does not exist"), None),
     ("save-weights-is-dir", ("--save-weights", "{d}/out"), ("--save-weights", "is a directory"), None),
     ("save-weights-unwritable", ("--save-weights", "/proc/w.pt"), ("--save-weights directory", "not writable"), None),
-    ("weights-missing", ("--weights", "{d}/w.pt"), ("--weights", "no such file"), None),
-    ("weights-is-dir", ("--weights", "{d}/out"), ("--weights", "not a file"), None),
+    ("weights-missing", ("--weights", "{d}/w.pt"), ("--weights file not found",), None),
+    ("weights-is-dir", ("--weights", "{d}/out"), ("--weights is not a file",), None),
 ]
 
 
