@@ -14,6 +14,7 @@ CHOICES = {
     "growth_rate": ("multiplicative", "additive"),
     "downsampling": ("convolutional", "max_pooling"),
     "upsampling": ("convolutional", "interpolation"),
+    "plane_norm": ("per-plane", "pooled"),
 }
 
 TRAIN_FILE, TEST_FILE = "cosmic_tagging_train.h5", "cosmic_tagging_test.h5"
@@ -54,6 +55,12 @@ class CosmicTaggerConfig:
     bottleneck_size: int = opt(-1, "BOTTLENECK_SIZE at the deepest level (-1: none)", at_least=-1)
     downsampling: str = opt("convolutional", "downsampling", choices=CHOICES["downsampling"])
     upsampling: str = opt("convolutional", "upsampling", choices=CHOICES["upsampling"])
+    plane_norm: str = opt(
+        "per-plane",
+        "per-plane: shared modules run on each plane in turn, batch-norm statistics per plane (the original's); "
+        "pooled: planes stacked in one batch, statistics pooled over planes",
+        choices=CHOICES["plane_norm"],
+    )
 
 
 @dataclass

@@ -11,8 +11,14 @@ BOTTLENECK), RES_BLOCKS_DEEPEST_LAYER blocks see all planes together, and the
 result is split back. RES_BLOCKS_FINAL blocks and a 1x1 conv give 3 class scores
 per pixel and plane.
 
-Planes travel folded into the batch dimension ([B*P, C, H, W], plane fastest), so
-shared weights cost one convolution call per layer for all planes.
+Planes travel as a tuple of tensors. With PLANE_NORM per-plane (the default, the
+original's semantics) the tuple holds one [B, C, H, W] tensor per plane and every
+shared module runs on each plane in turn, so batch norm takes its statistics per
+plane. With pooled, the planes travel stacked in one [P*B, C, H, W] tensor (plane
+slowest): one call per layer for all planes, batch-norm statistics pooled over the
+planes. On CPU per-plane is also the faster layout: a stacked activation is three
+times larger and lands above glibc's mmap threshold, so every one is served by
+fresh, page-faulting memory (benchmarks/cosmic_vs_original.py).
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlscale.workloads.cosmic_tagger.config import CHOICES
+
+Planes = tuple[torch.Tensor, ...]
 
 
 @dataclass
@@ -45,6 +53,7 @@ class UResNetConfig:
     bottleneck_size: int = -1  # BOTTLENECK_SIZE: channels at the deepest level; -1 keeps 3 x filters
     downsampling: str = "convolutional"  # convolutional | max_pooling
     upsampling: str = "convolutional"  # convolutional | interpolation
+    plane_norm: str = "per-plane"  # per-plane: each plane on its own (the original) | pooled: planes stacked
     n_planes: int = 3
     n_classes: int = 3
 
@@ -71,7 +80,8 @@ class ConvBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.conv(x))
-        return F.leaky_relu(x) if self.activate else x
+        # In place: neither batch norm's nor the convolution's backward needs its output; one buffer less.
+        return F.leaky_relu(x, inplace=True) if self.activate else x
 
 
 class ResidualBlock(nn.Module):
@@ -83,7 +93,9 @@ class ResidualBlock(nn.Module):
         self.second = ConvBlock(channels, channels, cfg, activate=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(self.second(self.first(x)) + x)
+        y = self.second(self.first(x))
+        y += x  # the second block's fresh output; its backward does not need it
+        return F.leaky_relu(y, inplace=True)
 
 
 def block_series(channels: int, n_blocks: int, cfg: UResNetConfig) -> nn.Sequential:
@@ -91,25 +103,22 @@ def block_series(channels: int, n_blocks: int, cfg: UResNetConfig) -> nn.Sequent
     return nn.Sequential(*(make() for _ in range(n_blocks)))
 
 
-class Planewise(nn.Module):
-    """Apply one module to every plane (shared weights) or one copy per plane.
+def stacked(cfg: UResNetConfig) -> bool:
+    """Planes stacked in one tensor: only pooled statistics with shared weights (copies are per plane anyway)."""
+    return cfg.share_weights and cfg.plane_norm == "pooled"
 
-    Input and output are [B*P, C, H, W] with the plane index fastest.
-    """
+
+class Planewise(nn.Module):
+    """Apply one module to every plane tensor (shared weights) or one copy per plane."""
 
     def __init__(self, factory: Callable[[], nn.Module], cfg: UResNetConfig):
         super().__init__()
-        self.n_planes = cfg.n_planes
         self.shared = cfg.share_weights
         self.planes = nn.ModuleList([factory() for _ in range(1 if self.shared else cfg.n_planes)])
 
-    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-        if self.shared:
-            return self.planes[0](x, *extra)
-        p = self.n_planes
-        outs = [m(x[i::p], *(e[i::p] for e in extra)) for i, m in enumerate(self.planes)]
-        y = torch.stack(outs, dim=1)
-        return y.reshape(-1, *y.shape[2:])
+    def forward(self, xs: Planes, *extra: Planes) -> Planes:
+        modules = [self.planes[0]] * len(xs) if self.shared else self.planes
+        return tuple(m(x, *(e[i] for e in extra)) for i, (m, x) in enumerate(zip(modules, xs)))
 
 
 class Downsample(nn.Module):
@@ -164,11 +173,17 @@ class Deepest(nn.Module):
         self.blocks = block_series(width, cfg.res_blocks_deepest_layer, cfg)
         self.expand = ConvBlock(width, joint, cfg, kernel=1) if width != joint else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bp, c, h, w = x.shape
-        joint = x.reshape(bp // self.n_planes, self.n_planes * c, h, w)
+    def forward(self, xs: Planes) -> Planes:
+        p = self.n_planes
+        if len(xs) == p:
+            joint = torch.cat(xs, dim=1)
+        else:  # stacked [P*B, C, H, W] -> [B, P*C, H, W]
+            pb, c, h, w = xs[0].shape
+            joint = xs[0].reshape(p, pb // p, c, h, w).transpose(0, 1).reshape(pb // p, p * c, h, w)
         joint = self.expand(self.blocks(self.squeeze(joint)))
-        return joint.reshape(bp, c, h, w)
+        if len(xs) == p:
+            return torch.chunk(joint, p, dim=1)
+        return (joint.reshape(pb // p, p, c, h, w).transpose(0, 1).reshape(pb, c, h, w),)
 
 
 class Level(nn.Module):
@@ -185,10 +200,10 @@ class Level(nn.Module):
         self.skip = Planewise(lambda: SkipConnection(channels, cfg), cfg)
         self.up_blocks = Planewise(lambda: block_series(channels, n, cfg), cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = x  # taken before the down-pass blocks (CONNECT_PRE_RES_BLOCKS_DOWN)
-        x = self.inner(self.down(self.down_blocks(x)))
-        return self.up_blocks(self.skip(self.up(x), skip))
+    def forward(self, xs: Planes) -> Planes:
+        skip = xs  # taken before the down-pass blocks (CONNECT_PRE_RES_BLOCKS_DOWN)
+        xs = self.inner(self.down(self.down_blocks(xs)))
+        return self.up_blocks(self.skip(self.up(xs), skip))
 
 
 class UResNet(nn.Module):
@@ -221,5 +236,11 @@ class UResNet(nn.Module):
         step = 2**self.cfg.network_depth
         if h % step or w % step:
             raise ValueError(f"image {h}x{w} must divide by 2**network_depth = {step}")
-        y = self.final(self.core(self.initial(x.reshape(b * p, 1, h, w))))
-        return y.reshape(b, p, self.cfg.n_classes, h, w).transpose(1, 2)
+        if stacked(self.cfg):
+            planes: Planes = (x.transpose(0, 1).reshape(p * b, 1, h, w),)
+        else:
+            planes = tuple(x[:, i : i + 1] for i in range(p))
+        ys = self.final(self.core(self.initial(planes)))
+        if len(ys) == p:
+            return torch.stack(ys, dim=2)
+        return ys[0].reshape(p, b, self.cfg.n_classes, h, w).permute(1, 2, 0, 3, 4)

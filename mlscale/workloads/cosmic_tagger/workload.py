@@ -121,6 +121,9 @@ class CosmicTagger(Workload):
             "resolution": cfg.resolution,
             "io_strategy": cfg.io_strategy,
             "loss_weighting": cfg.loss_weighting,
+            # per-plane: planes run one after another (batch norm per plane, and on CPU the faster layout);
+            # pooled: stacked in one batch
+            "plane_norm": cfg.plane_norm,
         }
 
     # -- inference output ----------------------------------------------------

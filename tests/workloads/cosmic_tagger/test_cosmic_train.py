@@ -55,6 +55,7 @@ def test_it_learns_and_writes_predictions(data_dir, tmp_path):
     assert last["accuracy"] > base["accuracy"]
     assert record["test_accuracy"] == last["non_bkg_accuracy"] and record["accuracy_metric"] == "non_bkg_accuracy"
     assert "non_bkg_accuracy_plane2" in last
+    assert record["workload_info"]["plane_norm"] == "per-plane"  # the original's batch norm, by default
     # Inference: one larcv3 producer with a predicted label on every charged pixel of every test event.
     info = record["inference"]
     assert info["events_written"] == 16 and info["prediction_file"] == "predictions.h5"
@@ -86,8 +87,10 @@ def test_two_ranks_match_one_rank(data_dir, tmp_path):
               "--max-steps", 6, "--no-shuffle", "--lr", "1e-3", "--no-batch-norm", "--out", tmp_path,
               "--no-progress"]  # fmt: skip
     run_mlscale(*common, "--backend", "single", "--run-id", "one")
-    run_mlscale(*common, "--io-strategy", "scatter", "--run-id", "two", ranks=2)
+    # Stacked planes on two ranks: without batch norm the layout does not change the numbers.
+    run_mlscale(*common, "--io-strategy", "scatter", "--plane-norm", "pooled", "--run-id", "two", ranks=2)
     one, two = _record(tmp_path, "one"), _record(tmp_path, "two")
+    assert two["workload_info"]["plane_norm"] == "pooled"
     assert one["num_ranks"] == 1 and two["num_ranks"] == 2
     assert one["global_batch_size"] == two["global_batch_size"] == 4
     # Without batch norm (whose statistics are per rank, as in the original) the only difference
