@@ -75,6 +75,12 @@ class RunConfig:
     tag: str = opt("", "free-form tag stored in the record, for filtering")
     out: str = opt("runs", "results root: the run directory is created inside it", metavar="DIR")
     run_id: str | None = opt(None, "name of the run directory (default: generated, unique)")
+    collective_timeout: float = opt(
+        300.0,
+        "seconds a rank may go without a heartbeat before the job is ended as hung, its record naming the rank "
+        "(a dead rank is found within seconds)",
+        metavar="SECONDS",
+    )
     progress: bool = opt(True, "tqdm progress bars on rank 0")
     weights: str = opt("", "model weights to start from (a state_dict, e.g. from --save-weights)", metavar="PATH")
     save_weights: str = opt("", "after training, rank 0 writes the model's state_dict here", metavar="PATH")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from mlscale.bench.batching import batch_sizes
 from mlscale.bench.checkpoints import check_writable
 from mlscale.bench.config import RunConfig
 from mlscale.bench.engine import Engine, get_engine
+from mlscale.bench.failures import DIAGNOSE_S, JobFailure
 from mlscale.bench.gcpolicy import GcPolicy
 from mlscale.bench.logs import Collect, setup_logging
 from mlscale.bench.observers import RunObserver, load_observers
 from mlscale.bench.stats import concat_steps, merged_phase_stats
+from mlscale.bench.watchdog import Watchdog
 from mlscale.bench.workload import Context, Workload
 from mlscale.errors import UserError
 from mlscale.launch import abort
@@ -49,6 +52,8 @@ class _Run:
     staging: Path
     collected: Collect
     t_start: float
+    failure: JobFailure
+    watchdog: Watchdog | None
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -59,6 +64,8 @@ def _check_run(workload_cls: type[Workload], run: RunConfig) -> None:
         )
     if run.epochs < 1 and run.mode == "train":
         raise UserError(f"--epochs must be at least 1, got {run.epochs}")
+    if not run.collective_timeout > 0:
+        raise UserError(f"--collective-timeout must be a positive number of seconds, got {run.collective_timeout}")
 
 
 def _setup_problem(run: RunConfig, run_dir: Path) -> str | None:
@@ -83,7 +90,8 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     device = engine_cls.select_device(run.device, env)
     engine_cls.check_supported(run, device)
     _check_run(workload_cls, run)
-    comm = create_communicator(run.backend, env, str(device))
+    # The backend's own timeout (gloo's) only backs up the watchdog, which names the rank: it comes later.
+    comm = create_communicator(run.backend, env, str(device), timeout_s=run.collective_timeout + 60)
     log, collected = setup_logging(comm.rank, comm.size)
     batch = batch_sizes(run.batch_size, run.global_batch_size, comm.size)
     engine_cls.prepare(run, device)
@@ -92,16 +100,23 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     out_root = Path(run.out)
     # Rank 0 checks, every rank learns the verdict: none is left in the barrier below for a peer that left.
     problem = _setup_problem(run, out_root / proposed) if comm.rank == 0 else None
-    run_id, problem = comm.bcast((proposed, problem) if comm.rank == 0 else None)
+    watchdog = Watchdog(comm.rank, comm.size, env.hostname, run.collective_timeout) if comm.size > 1 else None
+    heartbeat = watchdog.listen(env.master_addr or env.hostname) if watchdog and comm.rank == 0 else None
+    run_id, problem, heartbeat = comm.bcast((proposed, problem, heartbeat) if comm.rank == 0 else None)
     if problem:
         raise UserError(problem) if comm.rank == 0 else abort.PeerFailed(UserError.exit_code)
-    faults.maybe_fail(comm.rank, "setup")
     staging = rundir.staging_dir(out_root, run_id)
+    write = partial(records.write_failed, run, workload_cls.name, env, comm, run_id, started_at, lines=collected.lines)
+    failure = JobFailure(comm.rank, write, staging)
+    if watchdog is not None:
+        watchdog.start(heartbeat, failure.end_job)
+        abort.set_reporter(partial(watchdog.report_failure, grace_s=abort.PEER_GRACE_S))
+    faults.maybe_fail(comm.rank, "setup")
     comm.barrier()
     if comm.rank == 0:  # after the barrier: a rank that failed at set-up leaves nothing behind
         staging.mkdir(parents=True, exist_ok=True)
     ctx = Context(env=env, comm=comm, device=device, run=run, log=log, batch=batch, outputs=staging)
-    return _Run(ctx, engine_cls, run_id, staging, collected, t_start, started_at)
+    return _Run(ctx, engine_cls, run_id, staging, collected, t_start, failure, watchdog, started_at)
 
 
 def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> Path | None:
@@ -131,9 +146,9 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
         exc.logged = True  # type: ignore[attr-defined]  # the run command need not print it again
         for obs in observers:
             obs.run_end("failed")
-        if comm.rank == 0:
-            records.write_failed(run, workload_cls.name, env, comm, state.run_id, state.started_at, error,
-                                 state.collected.lines)  # fmt: skip
+        if comm.rank == 0 and state.watchdog is not None:
+            state.watchdog.tripped.wait(DIAGNOSE_S)  # a dead peer: the watchdog's record names it
+        state.failure.record(error, say=False)  # the log has said it
         raise
     else:
         for obs in observers:
@@ -143,6 +158,9 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
 
     path = _finish(workload, lr, state, result, observers)
     comm.barrier()
+    if state.watchdog is not None:
+        abort.set_reporter(None)
+        state.watchdog.stop()
     comm.close()
     return path
 

@@ -150,9 +150,11 @@ def _end_job(exc: Exception) -> None:
         abort.abort_job(exc.code)
     if isinstance(exc, UserError):
         print(f"mlscale: error: {exc}", file=sys.stderr)
+        abort.report(str(exc), exc.exit_code, record=False)  # a user error leaves no record, as with one rank
         abort.abort_job(exc.exit_code)
     if not getattr(exc, "logged", False):
         traceback.print_exc()
+    abort.report(f"{type(exc).__name__}: {exc}", 1, record=True)
     abort.abort_job(1)
 
 

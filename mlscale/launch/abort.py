@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-_job = {"rank": 0, "size": 1}
+# report(error, exit status, write a failed record?): tells rank 0 of this rank's error (the watchdog's)
+Reporter = Callable[[str, int, bool], None]
+_job: dict[str, Any] = {"rank": 0, "size": 1, "report": None}
 PEER_GRACE_S = 10.0  # how long a rank told of another's error leaves that rank to report it and end the job
 
 
@@ -34,6 +37,17 @@ def joined(rank: int, size: int) -> None:
 
 def multi_rank() -> bool:
     return _job["size"] > 1
+
+
+def set_reporter(report: Reporter | None) -> None:
+    """How this rank tells rank 0 of its own error before the job ends (None: it cannot)."""
+    _job["report"] = report
+
+
+def report(error: str, code: int, record: bool) -> None:
+    """Tell rank 0 of this rank's error, so that it records it and names this rank, if it can be told."""
+    if _job["report"] is not None:
+        _job["report"](error, code, record)
 
 
 def _mpi_running():

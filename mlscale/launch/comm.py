@@ -23,14 +23,16 @@ from mlscale.launch.env import RankEnv
 from mlscale.registry import Registered, import_submodules
 
 REDUCE_OPS = ("sum", "max", "min", "mean")
+DEFAULT_TIMEOUT_S = 600.0
 
 
 class Communicator(Registered):
     registry: ClassVar[dict[str, type[Communicator]]] = {}
 
-    def __init__(self, env: RankEnv, device: str = "cpu"):
+    def __init__(self, env: RankEnv, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S):
         self.env = env
         self.device = device
+        self.timeout_s = timeout_s  # for backends whose collectives can time out (gloo)
 
     # -- identity -----------------------------------------------------------
     @property
@@ -157,8 +159,10 @@ def backend_names() -> list[str]:
     return sorted(Communicator.registry)
 
 
-def create_communicator(name: str, env: RankEnv, device: str = "cpu") -> Communicator:
+def create_communicator(
+    name: str, env: RankEnv, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Communicator:
     names = backend_names()
     if name not in Communicator.registry:
         raise UserError(f"--backend {name!r} is not one of: {', '.join(names)}")
-    return Communicator.registry[name](env, device)
+    return Communicator.registry[name](env, device, timeout_s=timeout_s)

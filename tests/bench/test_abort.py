@@ -1,18 +1,24 @@
-"""An error on one rank ends the whole job, under a real `mpirun -np 2`, with each backend.
+"""An error on one rank, a dead rank or a silent one ends the whole job, under a real `mpirun -np 2`,
+with each backend.
 
 Before, the failing rank returned and blocked in MPI_Finalize while its peer waited in a collective: the
-job hung for minutes (until gloo's timeout, or for ever under the mpi backend). Now the failing rank ends
-the job (`mlscale.launch.abort`). Rank-local errors are injected with MLSCALE_TEST_FAIL_AT
-(`mlscale.bench.faults`). "Promptly" is asserted as well under a minute, start-up included, on a loaded
-machine: a hang would last at least the collective timeout (300 s by default).
+job hung for minutes (until gloo's timeout, or for ever under the mpi backend); a killed or stopped rank
+went unnamed or unnoticed. Now the failing rank ends the job (`mlscale.launch.abort`) and the heartbeat
+(`mlscale.bench.watchdog`) lets rank 0 record which rank died, fell silent or failed. Rank-local errors are
+injected with MLSCALE_TEST_FAIL_AT (`mlscale.bench.faults`); ranks are killed and stopped with real
+signals. "Promptly" is asserted as under a minute, start-up included, on a loaded machine: a hang lasts
+at least the collective timeout (300 s by default).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 from support.run import TINY_SYNTHETIC, child_env, mlscale_cmd
 
@@ -64,10 +70,90 @@ def test_user_error_on_rank_1_alone_ends_the_job(tmp_path, backend):
 def test_exception_mid_training_ends_the_job(tmp_path, backend):
     proc, took = _job(tmp_path, backend=backend, fail_at="1:epoch2")
     assert proc.returncode != 0 and took < PROMPT_S, (took, proc.stderr[-3000:])
-    assert "error injected on rank 1" in proc.stderr
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["status"] == "failed" and record["error"].startswith("rank 1 on host ")
+    assert "error injected on rank 1" in record["error"] and f"mlscale: error: {record['error']}" in proc.stderr
+    assert _leftovers(tmp_path) == []
 
     # On rank 0 the failure is recorded before the job ends.
     proc, took = _job(tmp_path, backend=backend, fail_at="0:epoch2", run_id="r0")
     assert proc.returncode != 0 and took < PROMPT_S, (took, proc.stderr[-3000:])
     record = json.loads((tmp_path / "r0" / "record.json").read_text())
     assert record["status"] == "failed" and "error injected on rank 0" in record["error"]
+
+
+class _Running:
+    """A long 2-rank job under mpirun, started in the background; its output goes to a file."""
+
+    def __init__(self, root, backend: str, *extra: str):
+        self.root, self.log = root, root.parent / f"{root.name}.log"
+        argv = mlscale_cmd("run", "synthetic", *TINY_SYNTHETIC, "--steps-per-epoch", "100000", "--backend", backend,
+                           "--out", root, "--run-id", "long", *extra, ranks=2)  # fmt: skip
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=child_env())
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def rank_process(self, rank: int, timeout: float = 240) -> psutil.Process:
+        """Rank `rank`'s process, once the run has started (rank 0 has logged its start line)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()[-3000:]
+            if "rank(s) on 1 node(s)" in self.output():
+                for child in psutil.Process(self.proc.pid).children(recursive=True):
+                    try:
+                        if child.environ().get("OMPI_COMM_WORLD_RANK") == str(rank) and "mlscale" in child.cmdline():
+                            return child
+                    except psutil.Error:
+                        continue
+            time.sleep(0.5)
+        raise AssertionError(f"rank {rank} not found running\n{self.output()[-3000:]}")
+
+    def wait(self, timeout: float = 240) -> tuple[int, float]:
+        t0 = time.monotonic()
+        try:
+            return self.proc.wait(timeout=timeout), time.monotonic() - t0
+        finally:
+            if self.proc.poll() is None:
+                for child in psutil.Process(self.proc.pid).children(recursive=True):
+                    child.kill()
+                self.proc.kill()
+
+    def record(self) -> dict:
+        return json.loads((self.root / "long" / "record.json").read_text())
+
+
+def _training(job: _Running, rank: int) -> psutil.Process:
+    """Rank `rank` once every rank trains (an epoch has ended): the heartbeat runs by then."""
+    process = job.rank_process(rank)
+    deadline = time.monotonic() + 240
+    while "epoch 1:" not in job.output():
+        assert time.monotonic() < deadline and job.proc.poll() is None, job.output()[-3000:]
+        time.sleep(0.5)
+    return process
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_killed_rank_ends_the_job_and_is_named(tmp_path, backend):
+    job = _Running(tmp_path / "runs", backend, "--epochs", "1000", "--steps-per-epoch", "50")
+    victim = _training(job, 1)
+    os.kill(victim.pid, signal.SIGKILL)
+    code, took = job.wait()
+    assert code != 0 and took < 30, (code, took, job.output()[-3000:])
+    record = job.record()
+    assert record["status"] == "failed" and record["error"].startswith("rank 1 on host ")
+    assert "died" in record["error"] and f"mlscale: error: {record['error']}" in job.output()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_stopped_rank_is_found_within_the_collective_timeout(tmp_path, backend):
+    job = _Running(tmp_path / "runs", backend, "--epochs", "1000", "--steps-per-epoch", "50",
+                   "--collective-timeout", "5")  # fmt: skip
+    victim = _training(job, 1)
+    os.kill(victim.pid, signal.SIGSTOP)
+    code, took = job.wait()
+    assert code != 0 and took < 30, (code, took, job.output()[-3000:])
+    record = job.record()
+    assert record["status"] == "failed" and record["error"].startswith("rank 1 on host ")
+    assert "did not respond for" in record["error"] and f"mlscale: error: {record['error']}" in job.output()

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import numpy as np
 
-from mlscale.launch.comm import Communicator
+from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 
 
 class DdpCommunicator(Communicator):
     name = "ddp"
 
-    def __init__(self, env, device="cpu"):
-        super().__init__(env, device)
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
+        super().__init__(env, device, timeout_s)
         import torch
         import torch.distributed as dist
 
@@ -25,7 +25,7 @@ class DdpCommunicator(Communicator):
                 init_method=f"tcp://{env.master_addr}:{env.master_port}",
                 rank=env.rank,
                 world_size=env.size,
-                timeout=timedelta(minutes=10),
+                timeout=timedelta(seconds=self.timeout_s),
             )
         # Object collectives and metric reductions run on gloo-compatible CPU
         # tensors unless the process group is nccl.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlscale.errors import UserError
-from mlscale.launch.comm import Communicator
+from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 
 
 def _import_horovod():
@@ -27,8 +27,8 @@ def _import_horovod():
 class HorovodCommunicator(Communicator):
     name = "horovod"
 
-    def __init__(self, env, device="cpu"):
-        super().__init__(env, device)
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
+        super().__init__(env, device, timeout_s)
         import torch
 
         self.torch = torch

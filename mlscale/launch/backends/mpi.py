@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlscale.launch.comm import Communicator
+from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 
 
 class MpiCommunicator(Communicator):
     name = "mpi"
 
-    def __init__(self, env, device="cpu"):
-        super().__init__(env, device)
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
+        super().__init__(env, device, timeout_s)
         from mpi4py import MPI
 
         self._mpi = MPI

@@ -5,19 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from mlscale.errors import UserError
-from mlscale.launch.comm import Communicator
+from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 
 
 class SingleCommunicator(Communicator):
     name = "single"
 
-    def __init__(self, env, device="cpu"):
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
         if env.size != 1:
             raise UserError(
                 f"--backend single runs one process, but the {env.launcher} launcher started {env.size}; "
                 "use --backend ddp or mpi"
             )
-        super().__init__(env, device)
+        super().__init__(env, device, timeout_s)
 
     def barrier(self):
         pass
