@@ -2,6 +2,7 @@
 
     mlscale plume predict FLIGHTLINE -m MODEL -g GPU [GPU ...] -b BATCH -o OUTDIR --method cnn|fcn|exact
     mlscale plume train TILES -o MODEL.pt [--arch googlenet|tilenet] [--epochs N] [-b BATCH]
+        [--dense-consistency LAMBDA ...]  (GoogLeNet trained for --method fcn; docs/methane-plume.md)
 
 Both run through the benchmark runner, so they distribute over the ranks of an mpirun/srun launch
 (rows of the flightline split across ranks, one GPU per rank) and can keep a run record
@@ -20,6 +21,8 @@ from mlscale.cli import command
 EPILOG = """examples:
   mlscale data methane-plume --out data/
   mlscale plume train data/tiles.h5 -o models/COVID_QC.pt --epochs 3
+  mlscale data methane-plume --out data/ --context 64     # tiles with a ring of context, then:
+  mlscale plume train data/tiles.h5 -o models/dense.pt --dense-consistency 4 --lr-schedule one-cycle --lr 0.02
   mlscale plume predict data/flightlines/ang_synth000_ch4mf_img -m COVID_QC -g -1 -b 8 -o out/ --method fcn
   mpirun -np 4 mlscale plume predict FLIGHTLINE -m models/COVID_QC.pt -g 0 1 2 3 -b 32 -o out/ --record runs/"""
 
@@ -94,8 +97,30 @@ def _configure(parser: argparse.ArgumentParser):
     train.add_argument("--gpus", "-g", type=int, nargs="+", default=[-1], help="GPU per rank; -1 for CPU")
     train.add_argument("--max-steps", type=int, help="cap on steps per epoch")
     train.add_argument("--checkpoint", help="weights to start from")
+    _training_recipe(train)
     _common(train)
     return plume
+
+
+TRAINING_FLAGS = ("lr_schedule", "weight_decay", "dense_consistency", "context", "dense_warmup", "dense_share",
+                  "dense_clip")  # fmt: skip
+
+
+def _training_recipe(p: argparse.ArgumentParser) -> None:
+    """The workload's training options (`MethanePlumeConfig`), with the same help as `mlscale run`."""
+    import dataclasses
+
+    from mlscale.workloads.methane_plume.config import MethanePlumeConfig
+
+    for f in dataclasses.fields(MethanePlumeConfig):
+        if f.name in TRAINING_FLAGS:
+            p.add_argument(
+                "--" + f.name.replace("_", "-"),
+                type=type(f.default),
+                default=f.default,
+                help=f"{f.metadata['help']} (default: {f.default})",
+                **{k: f.metadata[k] for k in ("choices", "metavar") if k in f.metadata},
+            )
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -193,7 +218,7 @@ def train(args: argparse.Namespace) -> int:
     from mlscale.bench.config import RunConfig
     from mlscale.bench.runner import run_benchmark
     from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, check_tile_size
-    from mlscale.workloads.methane_plume.training import read_labels
+    from mlscale.workloads.methane_plume.training import check_dense_config, read_labels
     from mlscale.workloads.methane_plume.workload import MethanePlume, MethanePlumeConfig
 
     read_labels(args.tiles, "train")  # every rank: a bad file is one error line, before any work
@@ -201,13 +226,16 @@ def train(args: argparse.Namespace) -> int:
 
     with h5py.File(args.tiles, "r") as h5:
         tile_size = int(h5.attrs["tile_size"])
-    check_tile_size(build_tile_classifier(args.arch), args.arch, tile_size)
     config = MethanePlumeConfig(
         tiles=str(args.tiles),
         arch=args.arch,
         preset=args.preset,
         tile_size=tile_size,
+        **{name: getattr(args, name) for name in TRAINING_FLAGS},
     )
+    if config.dense_consistency:
+        check_dense_config(config)
+    check_tile_size(build_tile_classifier(args.arch), args.arch, tile_size)
     record_root = Path(args.record) if args.record else Path(args.output).parent / ".mlscale-plume-runs"
     run = RunConfig(
         mode="train",

@@ -10,6 +10,7 @@ from mlscale.bench.config import opt
 
 ARCHS = ("googlenet", "tilenet")
 METHODS = ("cnn", "fcn", "exact")
+LR_SCHEDULES = ("constant", "one-cycle")
 # Per-model normalisation (mean, std) of the clamped CH4 enhancement, from the seed.
 PRESETS = {"COVID_QC": (110.639, 183.9152), "CalCH4_v8": (140.6399, 237.5434), "Permian_QC": (100.2635, 158.7060)}
 CLAMP = (0.0, 4000.0)  # ppm·m
@@ -34,6 +35,27 @@ class MethanePlumeConfig:
     )
     rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow", at_least=0)
     augment: bool = opt(True, "random flips and rotations of training tiles")
+    lr_schedule: str = opt(
+        "constant",
+        "learning rate: constant, or one-cycle (up to --lr over 30 percent of the steps, then down)",
+        choices=LR_SCHEDULES,
+    )
+    weight_decay: float = opt(0.0, "SGD weight decay", at_least=0)
+    dense_consistency: float = opt(
+        0.0,
+        "train GoogLeNet for its dense form (--method fcn): weight LAMBDA of the tile/in-context logit MSE "
+        "(4 is the tested value; 0: the seed's training); needs tiles written with --context",
+        metavar="LAMBDA",
+        at_least=0,
+    )
+    context: int = opt(
+        0, "px of the tiles' context ring used in context (0: all the tiles file has)", metavar="PX", at_least=0
+    )
+    dense_warmup: int = opt(
+        1, "epochs of the tile loss alone before the in-context loss starts", metavar="EPOCHS", at_least=0
+    )
+    dense_share: float = opt(0.25, "fraction of each batch that also goes through the network in context", at_most=1)
+    dense_clip: float = opt(5.0, "gradient norm clip while training for the dense form (0: none)", at_least=0)
     workers: int = opt(0, "DataLoader worker processes per rank", at_least=0)
 
 

@@ -10,10 +10,10 @@ from torch import nn
 from torchvision.models import GoogLeNet, googlenet
 
 
-def googlenet_plume(num_classes: int = 2, aux_logits: bool = True) -> GoogLeNet:
-    model = googlenet(
-        weights=None, aux_logits=aux_logits, init_weights=True, num_classes=num_classes, transform_input=False
-    )
+def googlenet_plume(num_classes: int = 2, aux_logits: bool = True, model_cls: type[GoogLeNet] = GoogLeNet) -> GoogLeNet:
+    """`model_cls`: GoogLeNet or a subclass with the same layers (e.g. the in-context trainer's)."""
+    kwargs = {"aux_logits": aux_logits, "init_weights": True, "num_classes": num_classes, "transform_input": False}
+    model = googlenet(weights=None, **kwargs) if model_cls is GoogLeNet else model_cls(**kwargs)
     # One input channel (the CH4 enhancement) instead of RGB; same initialisation as the rest.
     conv = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     nn.init.trunc_normal_(conv.weight, mean=0.0, std=0.01, a=-2, b=2)

@@ -42,10 +42,33 @@ def read_geometry(path: str | os.PathLike) -> tuple[int, int]:
         return int(h5.attrs["tile_size"]), int(h5.attrs.get("context", 0))
 
 
+def check_dense_config(cfg) -> None:
+    """One-line errors for `--dense-consistency` settings that cannot work, before any training."""
+    flag = f"--dense-consistency {cfg.dense_consistency:g}"
+    if cfg.arch != "googlenet":
+        raise UserError(f"{flag}: trains GoogLeNet for --method fcn; --arch {cfg.arch} needs no such training")
+    if not cfg.tiles:
+        raise UserError(f"{flag}: --tiles H5 is needed (see `mlscale data methane-plume --context 64`)")
+    read_labels(cfg.tiles, "train")
+    size, ring = read_geometry(cfg.tiles)
+    context = cfg.context or ring
+    if ring == 0:
+        raise UserError(
+            f"{cfg.tiles}: its tiles carry no context ring, which {flag} needs; "
+            "write them with `mlscale data methane-plume --context 64`"
+        )
+    if context % 32 or context < 0 or context > ring:
+        raise UserError(f"--context {context}: must be a multiple of 32 of at most the tiles' {ring} px of context")
+    if not 0 < cfg.dense_share <= 1:
+        raise UserError(f"--dense-share {cfg.dense_share:g}: must be within (0, 1]")
+    if cfg.dense_warmup < 0 or cfg.dense_clip < 0:
+        raise UserError("--dense-warmup and --dense-clip must not be negative")
+
+
 class TileDataset(torch.utils.data.Dataset):
     """(1, T, T) standardised CH4 tiles and their labels, read lazily from tiles.h5; `indices` selects
-    this rank's share. With `with_context`, the (1, T + 2C, T + 2C) crop with the file's ring of context
-    instead (the tile at its centre). Training tiles are flipped/rotated at random (plumes blow any way;
+    this rank's share. With `context` C > 0, the (1, T + 2C, T + 2C) crop with C px of the file's ring of
+    context instead (the tile at its centre). Training tiles are flipped/rotated at random (plumes blow any way;
     the same turn for the ring, so the tile stays at the centre)."""
 
     def __init__(
@@ -56,12 +79,14 @@ class TileDataset(torch.utils.data.Dataset):
         indices: np.ndarray | None = None,
         augment: bool = False,
         seed: int = 0,
-        with_context: bool = False,
+        context: int = 0,
     ):
         self.path, self.split, self.preset, self.augment = str(path), split, preset, augment
         self.labels = read_labels(path, split)
-        size, context = read_geometry(path)
-        self.window = slice(None) if with_context else slice(context, context + size)
+        size, ring = read_geometry(path)
+        if context > ring:
+            raise UserError(f"{path}: its tiles carry {ring} px of context, fewer than the {context} asked for")
+        self.window = slice(ring - context, ring + size + context)
         self.indices = np.arange(len(self.labels)) if indices is None else np.asarray(indices)
         self.rng = np.random.default_rng(seed)
         self._h5 = None

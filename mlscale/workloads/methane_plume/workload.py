@@ -42,6 +42,7 @@ class MethanePlume(Workload):
         self._saliency = np.zeros((0, 0), np.float32)
         self._image = None
         self._threshold: dict = {}
+        self._dense_model = None  # the InContextGoogLeNet being trained for its dense form
 
     # -- data ----------------------------------------------------------------
     def build_data(self, split: str):
@@ -63,7 +64,10 @@ class MethanePlume(Workload):
             self._weights = class_weights(labels)
         mine = np.arange(ctx.rank, len(labels), ctx.size)  # round-robin shard
         augment = cfg.augment and split == "train"
-        dataset = TileDataset(cfg.tiles, h5_split, cfg.preset, mine, augment=augment, seed=ctx.run.seed + ctx.rank)
+        context = self._context() if split == "train" and self._dense else 0
+        dataset = TileDataset(
+            cfg.tiles, h5_split, cfg.preset, mine, augment=augment, seed=ctx.run.seed + ctx.rank, context=context
+        )
         gen = torch.Generator().manual_seed(ctx.run.seed + ctx.rank)
         return torch.utils.data.DataLoader(
             dataset,
@@ -75,11 +79,37 @@ class MethanePlume(Workload):
         )
 
     # -- model ---------------------------------------------------------------
+    @property
+    def _dense(self) -> bool:
+        """Training for the dense form (`--dense-consistency`)?"""
+        return self.config.dense_consistency > 0 and self.ctx.run.mode == "train"
+
+    def _context(self) -> int:
+        from mlscale.workloads.methane_plume.training import read_geometry
+
+        return self.config.context or read_geometry(self.config.tiles)[1]
+
     def build_model(self):
         torch.manual_seed(self.ctx.run.seed)
-        model = build_tile_classifier(self.config.arch)
+        if self.config.dense_consistency < 0:
+            raise UserError(f"--dense-consistency {self.config.dense_consistency:g}: must not be negative")
+        if self._dense:
+            from mlscale.workloads.methane_plume.consistency import InContextGoogLeNet
+            from mlscale.workloads.methane_plume.googlenet import googlenet_plume
+            from mlscale.workloads.methane_plume.training import check_dense_config
+
+            check_dense_config(self.config)
+            model = googlenet_plume(model_cls=InContextGoogLeNet)
+            model.tile, model.share = self.config.tile_size, self.config.dense_share
+            self._dense_model = model
+        else:
+            model = build_tile_classifier(self.config.arch)
         check_tile_size(model, self.config.arch, self.config.tile_size)
         return model
+
+    def epoch_start(self, epoch: int) -> None:
+        if self._dense_model is not None:  # the in-context loss starts after the warm-up epochs
+            self._dense_model.active = epoch > self.config.dense_warmup
 
     def forward(self, model, batch):
         if isinstance(batch, SlabBatch):
@@ -102,25 +132,45 @@ class MethanePlume(Workload):
         return batch.pixels if isinstance(batch, SlabBatch) else len(batch[0])
 
     def loss(self, output, batch):
-        from mlscale.workloads.methane_plume.training import plume_loss
+        from mlscale.workloads.methane_plume.consistency import dense_loss
 
         if self._weights is None:
             self._weights = torch.ones(2)
-        return plume_loss(output, batch[1], self._weights)
+        return dense_loss(output, batch[1], self._weights, self.config.dense_consistency)
 
     def metrics(self, output, batch):
+        from mlscale.workloads.methane_plume.consistency import DenseOutput, logit_mismatch, tile_output
         from mlscale.workloads.methane_plume.training import plume_probability
 
-        pred = plume_probability(output) >= 0.5
+        pred = plume_probability(tile_output(output)) >= 0.5
         positive = batch[1] == 1
-        return {
+        found = {
             "accuracy": (pred == positive).float().mean(),
             "positive_rate": positive.float().mean(),
             "recall_at_0.5": (pred & positive).float().sum() / positive.float().sum().clamp(min=1),
         }
+        if isinstance(output, DenseOutput):
+            found["logit_mismatch"] = logit_mismatch(output)
+        return found
 
     def build_optimizer(self, params, lr):
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+        from mlscale.workloads.methane_plume.consistency import ScheduledSGD
+
+        cfg = self.config
+        clip = cfg.dense_clip if self._dense else None
+        steps = self._total_steps() if cfg.lr_schedule == "one-cycle" else None
+        return ScheduledSGD(params, lr, 0.9, cfg.weight_decay, max_grad_norm=clip, total_steps=steps)
+
+    def _total_steps(self) -> int:
+        """Optimizer steps of the whole run, for the one-cycle schedule: each rank takes the fewest
+        batches of any rank (round-robin shard, whole batches only), as the runner does."""
+        from mlscale.workloads.methane_plume.training import read_labels
+
+        run = self.ctx.run
+        per_epoch = len(read_labels(self.config.tiles, "train")) // self.ctx.size // self.ctx.batch.per_rank
+        if run.max_steps is not None:
+            per_epoch = min(per_epoch, run.max_steps)
+        return max(1, run.epochs * per_epoch + (run.warmup_steps or 0))
 
     # -- evaluation passes ------------------------------------------------------
     def eval_start(self, split: str) -> None:
@@ -183,9 +233,16 @@ class MethanePlume(Workload):
     # -- checkpoints ---------------------------------------------------------
     def checkpoint_meta(self) -> dict:
         """The seed CLI's checkpoint: architecture, normalisation, tile size and best-F1 threshold."""
-        cfg = self.config
+        cfg, run = self.config, self.ctx.run
+        training = {"epochs": run.epochs, "lr": run.lr or self.default_lr, "lr_schedule": cfg.lr_schedule,
+                    "weight_decay": cfg.weight_decay, "global_batch": self.ctx.batch.global_size,
+                    "dense_consistency": cfg.dense_consistency}  # fmt: skip
+        if self._dense:
+            training.update(context=self._context(), dense_warmup=cfg.dense_warmup, dense_share=cfg.dense_share,
+                            dense_clip=cfg.dense_clip)  # fmt: skip
         return {"format": FORMAT, "arch": cfg.arch, "preset": cfg.preset, "tile_size": cfg.tile_size,
-                "threshold": self._threshold.get("best_f1_threshold"), "metrics": dict(self._threshold)}  # fmt: skip
+                "threshold": self._threshold.get("best_f1_threshold"), "metrics": dict(self._threshold),
+                "training": training}  # fmt: skip
 
     def check_checkpoint(self, meta: dict, path: str) -> None:
         if meta.get("arch", self.config.arch) != self.config.arch:
