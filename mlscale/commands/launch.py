@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{sweep_dir}: {len(points)} point(s) in {len(scripts)} script(s)")
     if args.submit:
         submit_sweep(sweep_dir, manifest)
-        print(f"follow it with: mlscale report {sweep_dir}")
+        print(f"follow it with: mlscale report {shlex.quote(str(sweep_dir))}")
     else:
         hint = {"none": "bash", "slurm": "sbatch"}.get(system.scheduler, "qsub")
         print(
-            f'submit with: cd {sweep_dir} && for s in scripts/*.sh; do {hint} "$s"; done   '
+            f'submit with: cd {shlex.quote(str(sweep_dir))} && for s in scripts/*.sh; do {hint} "$s"; done   '
             f"(or rerun with --submit to record job ids)"
         )
     return 0

@@ -8,6 +8,7 @@ records only (no torch): it runs on a login node.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from mlscale.cli import command
@@ -52,12 +53,14 @@ def _configure(parser: argparse.ArgumentParser):
 
 def report(args: argparse.Namespace) -> int:
     from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
-    from mlscale.results.record import load_records
+    from mlscale.results.record import load_readable_records
     from mlscale.results.report import build
     from mlscale.results.sections import Section, Verbatim
 
     paths = without_empty_sweeps(args.runs)
-    records = load_records(paths) if paths else []
+    records, skipped = load_readable_records(paths) if paths else ([], [])
+    for reason in skipped:  # the report goes on with the rest
+        print(f"mlscale: skipped {reason}", file=sys.stderr)
     if args.workload:
         records = [r for r in records if r.get("workload") == args.workload]
     if args.system:

@@ -99,22 +99,45 @@ def load_record(run_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {RECORD})")
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    except (UnicodeDecodeError, OSError) as err:
+        raise UserError(f"{path}: cannot be read ({err})") from None
     if not isinstance(record, dict) or "schema_version" not in record:
         raise UserError(f"{path}: not an mlscale run record (no schema_version)")
-    if record["schema_version"] > SCHEMA_VERSION:
-        raise UserError(f"{path}: record schema {record['schema_version']} is newer than this mlscale reads")
+    version = record["schema_version"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"{path}: schema_version {version!r} is not an integer")
+    if version > SCHEMA_VERSION:
+        raise UserError(f"{path}: record schema {version} is newer than this mlscale reads")
+    if not isinstance(record.get("run_id"), str) or not record["run_id"]:
+        raise UserError(f"{path}: no run_id")
     record.setdefault("run_dir", str(run_dir))
     return record
 
 
 def load_ranks(run_dir: str | os.PathLike) -> list[dict]:
+    """One run directory's ranks.jsonl, with a one-line error naming the line that is not a rank."""
     path = Path(run_dir) / RANKS
     if not path.is_file():
         raise UserError(f"{run_dir}: no {RANKS}")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (UnicodeDecodeError, OSError) as err:
+        raise UserError(f"{path}: cannot be read ({err})") from None
+    ranks = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}: line {number} is not valid JSON ({err.msg}; truncated?)") from None
+        if not isinstance(entry, dict):
+            raise UserError(f"{path}: line {number} is not a rank's entry (a JSON object)")
+        ranks.append(entry)
+    return ranks
 
 
 def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -137,3 +160,23 @@ def find_run_dirs(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 def load_records(paths: Iterable[str | os.PathLike]) -> list[dict]:
     return [load_record(d) for d in find_run_dirs(paths)]
+
+
+def load_readable_records(paths: Iterable[str | os.PathLike], ranks: bool = True) -> tuple[list[dict], list[str]]:
+    """The records that can be read (and, with `ranks`, whose ranks.jsonl can), and one line for each
+    run directory that cannot: a report goes on with the rest and says what it skipped. With
+    nothing readable but something skipped, the (first) reason is the error."""
+    records, skipped = [], []
+    for run_dir in find_run_dirs(paths):
+        try:
+            record = load_record(run_dir)
+            if ranks and (run_dir / RANKS).exists():
+                load_ranks(run_dir)
+        except UserError as err:
+            skipped.append(str(err))
+            continue
+        records.append(record)
+    if skipped and not records:
+        raise UserError(skipped[0] if len(skipped) == 1 else f"none of the {len(skipped)} run records could be "
+                        f"read; the first: {skipped[0]}")  # fmt: skip
+    return records, skipped

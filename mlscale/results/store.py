@@ -15,13 +15,15 @@ Never imports torch: the store is read on login nodes.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import sqlite3
+import sys
 import time
-from collections.abc import Callable, Iterable
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,8 +34,11 @@ from mlscale.errors import UserError
 from mlscale.results.record import RECORD, load_record
 
 INDEX = "index.sqlite"
+LOCK = "index.lock"
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 20
+WAIT_S = 60.0  # default of MLSCALE_INDEX_WAIT_S
+SAY_AFTER_S = 2.0
 
 # Columns of the index besides the key, in the order `mlscale runs` prints them.
 COLUMNS = (
@@ -70,6 +75,60 @@ def index_path(root: str | os.PathLike) -> Path:
     return Path(root) / INDEX
 
 
+def wait_limit_s() -> float:
+    """How long a writer waits for another's lock before giving up (MLSCALE_INDEX_WAIT_S)."""
+    text = os.environ.get("MLSCALE_INDEX_WAIT_S", "")
+    try:
+        return float(text) if text else WAIT_S
+    except ValueError:
+        raise UserError(f"MLSCALE_INDEX_WAIT_S={text!r}: not a number of seconds") from None
+
+
+@contextmanager
+def write_lock(root: str | os.PathLike) -> Iterator[None]:
+    """Hold ROOT/index.lock (an flock, released by the kernel when its holder dies, SIGKILL
+    included) for one write. The holder's pid is written in the file, so that a writer kept
+    waiting by a holder that stopped (SIGSTOP, a hung file system) says whom it waits for after
+    SAY_AFTER_S, and gives up with one line after MLSCALE_INDEX_WAIT_S instead of waiting for
+    ever. SQLite's own locks cannot say who holds them."""
+    path = Path(root) / LOCK
+    limit = wait_limit_s()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        start, said = time.monotonic(), False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            except OSError:  # a file system without flock: SQLite's own locking still serialises writes
+                break
+            waited = time.monotonic() - start
+            if waited >= limit:
+                raise UserError(
+                    f"{path}: still held by pid {_holder(path)} after {waited:.0f} s (stopped or hung?); "
+                    f"end that process, or set MLSCALE_INDEX_WAIT_S to wait longer"
+                )
+            if not said and waited >= SAY_AFTER_S:
+                print(f"mlscale: waiting for the lock held by pid {_holder(path)} on {path} "
+                      f"(up to {limit:.0f} s)…", file=sys.stderr, flush=True)  # fmt: skip
+                said = True
+            time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
 def _retry(fn: Callable[[], T]) -> T:
     """Run `fn`, retrying while SQLite reports the database busy or locked."""
     for attempt in range(RETRIES):
@@ -96,13 +155,22 @@ def connect(root: str | os.PathLike) -> sqlite3.Connection:
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute(_SCHEMA)
+            # Only reads on an existing index: opening it never waits for a writer's lock.
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
+                conn.execute(_SCHEMA)
         except BaseException:
             conn.close()
             raise
         return conn
 
-    return _retry(open_db)
+    try:
+        return _retry(open_db)
+    except sqlite3.DatabaseError as err:
+        if isinstance(err, sqlite3.OperationalError) and "locked" in str(err).lower():
+            raise UserError(f"{index_path(root)}: locked by another process ({err})") from None
+        raise UserError(
+            f"{index_path(root)}: not a readable results index ({err}); delete it and `mlscale runs` rebuilds it"
+        ) from None
 
 
 def _headline(record: dict) -> dict[str, Any]:
@@ -168,7 +236,8 @@ def _write(root: Path, rows: list[dict[str, Any]]) -> None:
                 conn.execute("ROLLBACK")
                 raise
 
-    _retry(transaction)
+    with write_lock(root):
+        _retry(transaction)
 
 
 def index_run(root: str | os.PathLike, run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -189,9 +258,10 @@ def _run_dirs_below(root: Path) -> list[Path]:
     )
 
 
-def reindex(root: str | os.PathLike) -> int:
+def reindex(root: str | os.PathLike, skipped: list[str] | None = None) -> int:
     """Index every run directory below ROOT that is new or changed since it was indexed,
-    and drop index rows whose directory is gone. Returns the number of rows written."""
+    and drop index rows whose directory is gone. Returns the number of rows written; the
+    reason each unreadable record was left out is added to `skipped`."""
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such results directory")
@@ -204,8 +274,9 @@ def reindex(root: str | os.PathLike) -> int:
         if known.get(key) != (run_dir / RECORD).stat().st_mtime:
             try:
                 rows.append(_row(root, run_dir))
-            except UserError:
-                continue  # not a readable record: leave it out of the index
+            except UserError as err:  # not a readable record: leave it out of the index, and say so
+                if skipped is not None:
+                    skipped.append(str(err))
     _write(root, rows)
     gone = [k for k in known if k not in seen and not os.path.isabs(k)]
     if gone:
@@ -214,7 +285,8 @@ def reindex(root: str | os.PathLike) -> int:
             with closing(connect(root)) as c:
                 c.executemany("DELETE FROM runs WHERE run_dir = ?", [(k,) for k in gone])
 
-        _retry(delete)
+        with write_lock(root):
+            _retry(delete)
     return len(rows)
 
 
