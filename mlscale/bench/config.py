@@ -78,17 +78,12 @@ class RunConfig:
     collective_timeout: float = opt(
         300.0,
         "seconds a rank may go without a heartbeat before the job is ended as hung, its record naming the rank "
-        "(a dead rank is found within seconds)",
+        "(a dead rank is found within seconds); heartbeats go every second, so at least 2",
         metavar="SECONDS",
+        at_least=2,
     )
     progress: bool = opt(True, "tqdm progress bars on rank 0")
     weights: str = opt("", "model weights to start from (a state_dict, e.g. from --save-weights)", metavar="PATH")
-    resume: str = opt(
-        "",
-        "continue a preempted run from its checkpoint: its run directory, or auto (the run directory "
-        "--out/--run-id when it holds a preempted run; otherwise start afresh)",
-        metavar="RUN_DIR|auto",
-    )
     save_weights: str = opt("", "after training, rank 0 writes the model's state_dict here", metavar="PATH")
     gc: str = opt(
         "freeze",

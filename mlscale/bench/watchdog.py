@@ -135,7 +135,7 @@ class Watchdog:
         self._listener.setblocking(False)
         selector.register(self._listener, selectors.EVENT_READ, None)
         links: dict[int, _Link] = {}
-        next_beat = 0.0
+        next_beat = previous = 0.0
         while not self.tripped.is_set():
             for key, _ in selector.select(timeout=BEAT_S / 4):
                 if key.data is None:
@@ -168,7 +168,9 @@ class Watchdog:
                 next_beat = now + BEAT_S
                 for link in links.values():
                     link.send({"t": "beat"})
-            self._check_silence(links, started, now)
+            if _awake(previous, now):
+                self._check_silence(links, started, now)
+            previous = now
         for link in links.values():
             link.sock.close()
         selector.close()
@@ -191,7 +193,7 @@ class Watchdog:
         assert root is not None
         selector = selectors.DefaultSelector()
         selector.register(root.sock, selectors.EVENT_READ)
-        next_beat = 0.0
+        next_beat = previous = 0.0
         while not self.tripped.is_set():
             if selector.select(timeout=BEAT_S / 4):
                 messages = root.receive()
@@ -208,7 +210,14 @@ class Watchdog:
                 next_beat = now + BEAT_S
                 if not root.send({"t": "beat"}) and not self._stopping.is_set():
                     self._trip(f"{root.name()} died (its heartbeat connection broke); ending the job")
-            if not root.said_bye and now - root.last > self.timeout_s:
+            if _awake(previous, now) and not root.said_bye and now - root.last > self.timeout_s:
                 self._trip(self._silent(root, now - root.last) + "; ending the job")
+            previous = now
         selector.close()
         root.sock.close()
+
+
+def _awake(previous: float, now: float) -> bool:
+    """Whether this thread ran without a break since its last look: a rank that was itself stopped (or
+    starved) reads what its peers sent meanwhile before it judges their silence."""
+    return now - previous < 2 * BEAT_S

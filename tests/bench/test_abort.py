@@ -12,17 +12,25 @@ at least the collective timeout (300 s by default).
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
-import psutil
 import pytest
+from support.jobs import BackgroundJob
 from support.run import TINY_SYNTHETIC, child_env, mlscale_cmd
 
 BACKENDS = ("ddp", "mpi")
+# Horovod is built from source (`make horovod`); where it is missing its cases skip with the reason.
+HOROVOD = pytest.param(
+    "horovod",
+    marks=pytest.mark.skipif(importlib.util.find_spec("horovod") is None, reason="horovod is not installed"),
+)
 PROMPT_S = 60
 
 
@@ -66,7 +74,7 @@ def test_user_error_on_rank_1_alone_ends_the_job(tmp_path, backend):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, HOROVOD])
 def test_exception_mid_training_ends_the_job(tmp_path, backend):
     proc, took = _job(tmp_path, backend=backend, fail_at="1:epoch2")
     assert proc.returncode != 0 and took < PROMPT_S, (took, proc.stderr[-3000:])
@@ -82,63 +90,14 @@ def test_exception_mid_training_ends_the_job(tmp_path, backend):
     assert record["status"] == "failed" and "error injected on rank 0" in record["error"]
 
 
-class _Running:
-    """A long 2-rank job under mpirun, started in the background; its output goes to a file."""
-
-    def __init__(self, root, backend: str, *extra: str):
-        self.root, self.log = root, root.parent / f"{root.name}.log"
-        argv = mlscale_cmd("run", "synthetic", *TINY_SYNTHETIC, "--steps-per-epoch", "100000", "--backend", backend,
-                           "--out", root, "--run-id", "long", *extra, ranks=2)  # fmt: skip
-        with open(self.log, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=child_env())
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def rank_process(self, rank: int, timeout: float = 240) -> psutil.Process:
-        """Rank `rank`'s process, once the run has started (rank 0 has logged its start line)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()[-3000:]
-            if "rank(s) on 1 node(s)" in self.output():
-                for child in psutil.Process(self.proc.pid).children(recursive=True):
-                    try:
-                        if child.environ().get("OMPI_COMM_WORLD_RANK") == str(rank) and "mlscale" in child.cmdline():
-                            return child
-                    except psutil.Error:
-                        continue
-            time.sleep(0.5)
-        raise AssertionError(f"rank {rank} not found running\n{self.output()[-3000:]}")
-
-    def wait(self, timeout: float = 240) -> tuple[int, float]:
-        t0 = time.monotonic()
-        try:
-            return self.proc.wait(timeout=timeout), time.monotonic() - t0
-        finally:
-            if self.proc.poll() is None:
-                for child in psutil.Process(self.proc.pid).children(recursive=True):
-                    child.kill()
-                self.proc.kill()
-
-    def record(self) -> dict:
-        return json.loads((self.root / "long" / "record.json").read_text())
-
-
-def _training(job: _Running, rank: int) -> psutil.Process:
-    """Rank `rank` once every rank trains (an epoch has ended): the heartbeat runs by then."""
-    process = job.rank_process(rank)
-    deadline = time.monotonic() + 240
-    while "epoch 1:" not in job.output():
-        assert time.monotonic() < deadline and job.proc.poll() is None, job.output()[-3000:]
-        time.sleep(0.5)
-    return process
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_killed_rank_ends_the_job_and_is_named(tmp_path, backend):
-    job = _Running(tmp_path / "runs", backend, "--epochs", "1000", "--steps-per-epoch", "50")
-    victim = _training(job, 1)
-    os.kill(victim.pid, signal.SIGKILL)
+@pytest.mark.parametrize(
+    ("launcher", "backend"),
+    [("mpirun", "ddp"), ("mpirun", "mpi"), pytest.param("mpirun", *HOROVOD.values, marks=HOROVOD.marks),
+     ("torchrun", "ddp")],
+)  # fmt: skip
+def test_a_killed_rank_ends_the_job_and_is_named(tmp_path, launcher, backend):
+    job = BackgroundJob(tmp_path / "runs", backend, launcher=launcher)
+    job.signal_rank(1, signal.SIGKILL)
     code, took = job.wait()
     assert code != 0 and took < 30, (code, took, job.output()[-3000:])
     record = job.record()
@@ -146,14 +105,30 @@ def test_a_killed_rank_ends_the_job_and_is_named(tmp_path, backend):
     assert "died" in record["error"] and f"mlscale: error: {record['error']}" in job.output()
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", [*BACKENDS, HOROVOD])
 def test_a_stopped_rank_is_found_within_the_collective_timeout(tmp_path, backend):
-    job = _Running(tmp_path / "runs", backend, "--epochs", "1000", "--steps-per-epoch", "50",
-                   "--collective-timeout", "5")  # fmt: skip
-    victim = _training(job, 1)
-    os.kill(victim.pid, signal.SIGSTOP)
+    job = BackgroundJob(tmp_path / "runs", backend, "--collective-timeout", "5")
+    job.signal_rank(1, signal.SIGSTOP)
     code, took = job.wait()
     assert code != 0 and took < 30, (code, took, job.output()[-3000:])
     record = job.record()
     assert record["status"] == "failed" and record["error"].startswith("rank 1 on host ")
     assert "did not respond for" in record["error"] and f"mlscale: error: {record['error']}" in job.output()
+
+
+def test_under_torchrun_a_failing_rank_is_recorded_and_ends_the_job(tmp_path):
+    """No MPI here: the failing rank exits, torchrun's agent ends its peer, and rank 0's watchdog has
+    recorded the failure first."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    if torchrun is None:
+        pytest.skip("torchrun not found next to the test's python")
+    argv = [torchrun, "--nproc-per-node", "2", "-m", "mlscale", "run", "synthetic", *TINY_SYNTHETIC,
+            "--out", str(tmp_path), "--run-id", "r"]  # fmt: skip
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                          env=child_env({"MLSCALE_TEST_FAIL_AT": "1:epoch2"}))  # fmt: skip
+    took = time.monotonic() - t0
+    assert proc.returncode != 0 and took < PROMPT_S, (took, proc.stderr[-3000:])
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["status"] == "failed" and record["launcher"] == "torchrun"
+    assert record["error"].startswith("rank 1 on host ") and "error injected on rank 1" in record["error"]
