@@ -1,7 +1,7 @@
 """cosmic-tagger's training step against the original CosmicTagger's, side by side in one process.
 
 Both models hold the same weights (copied from ours) and train on the same batch: forward, focal loss,
-backward and an Adam step. The original's form (benchmarks/cosmic_original.py) applies its shared modules
+backward and an Adam step. The original's form (benchmarks/reference/cosmic_original.py) applies its shared modules
 to each plane in turn; ours runs with --plane-norm per-plane (the default) and, with --pooled, also with
 the planes stacked in one batch. Rounds alternate which contender goes first, so a machine shared with
 other work loads all of them alike; each round times --steps steps of each after one untimed warm-up step.
@@ -13,7 +13,7 @@ per step of each, the ratios original/ours of the median step time and of the CP
 is faster; on a loaded machine the CPU time is the steadier one) and the rounds ours won.
 
     OMP_NUM_THREADS=1 python benchmarks/cosmic_vs_original.py [--configs seed,small] [--threads 1,2]
-        [--rounds 5] [--steps 2] [--pooled]
+        [--rounds 3] [--steps 1] [--pooled]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from mlscale.workloads.cosmic_tagger.synth import EventGenerator, SynthParams
 
 HERE = Path(__file__).resolve().parent
 REAL = HERE.parent / "tests" / "data" / "real" / "cosmic_tagging_light.h5"
-_spec = importlib.util.spec_from_file_location("cosmic_original", HERE / "cosmic_original.py")
+_spec = importlib.util.spec_from_file_location("cosmic_original", HERE / "reference" / "cosmic_original.py")
 original = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(original)
 
@@ -141,8 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", default="seed,small", help="comma-separated: seed, small")
     parser.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per contender and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=1, help="timed steps per contender and round")
     parser.add_argument("--pooled", action="store_true", help="also time ours with --plane-norm pooled")
     args = parser.parse_args()
     configs = args.configs.split(",")

@@ -60,14 +60,19 @@ def cnn_timer(model, slab, tile, batch, pixels, rng) -> Callable[[], float]:
     return once
 
 
-def dense_timer(method, model, slab, tile, batch) -> Callable[[], float]:
-    """Seconds for the dense map of the whole crop."""
+def dense_timer(method, model, slab, tile, batch, amp: bool = False, maps: dict | None = None) -> Callable[[], float]:
+    """Seconds for the dense map of the whole crop; `amp`: under bfloat16 autocast, as `plume predict --amp`
+    runs it on a CPU. The last map is kept in `maps[amp]`."""
     run = build_method(method, model, tile, batch, torch.device("cpu"))
 
     def once() -> float:
         t0 = time.perf_counter()
-        run(slab)
-        return time.perf_counter() - t0
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            found = run(slab)
+        elapsed = time.perf_counter() - t0
+        if maps is not None:
+            maps[amp] = found
+        return elapsed
 
     return once
 
@@ -86,6 +91,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="GoogLeNet checkpoint (timings do not depend on the weights)")
     ap.add_argument("--rounds", type=int, default=3, help="times each method is timed, interleaved (median kept)")
     ap.add_argument("--ranks", type=int, default=1, help="row blocks the full flightline is split into (fcn context)")
+    ap.add_argument("--amp", action="store_true", help="also time fcn under bfloat16 autocast (`plume predict --amp`)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -105,6 +111,12 @@ def main() -> None:
     for arch, model, dense_method in (("googlenet", googlenet, "fcn"), ("tilenet", tilenet, "exact")):
         timers[arch, "cnn"] = cnn_timer(prepare_for_inference(model), slab, args.tile, args.batch, args.cnn_pixels, rng)
         timers[arch, dense_method] = dense_timer(dense_method, model, slab, args.tile, args.batch)
+    fcn_maps: dict[bool, np.ndarray] = {}
+    if args.amp:
+        for amp in (False, True):
+            timers["googlenet", f"fcn amp={amp}"] = dense_timer(
+                "fcn", googlenet, slab, args.tile, args.batch, amp, fcn_maps
+            )
     times = {key: [] for key in timers}
     for _ in range(args.rounds):
         for key, once in timers.items():
@@ -130,6 +142,13 @@ def main() -> None:
             f"{arch}: cnn {cnn_rate:.3g} px/s; {dense_method} {dense_rate:.4g} px/s on the crop "
             f"({dense_rate / cnn_rate:.0f}x), {per_position * 1e6:.1f} us per position; "
             f"rounds min-max / median: {spread}"
+        )
+
+    if args.amp:
+        fp32, bf16 = median["googlenet", "fcn amp=False"], median["googlenet", "fcn amp=True"]
+        print(
+            f"googlenet fcn under bfloat16 autocast: {fp32 / bf16:.2f}x the float32 speed (median {bf16:.3g} s vs "
+            f"{fp32:.3g} s per crop); max |difference| of the maps {np.abs(fcn_maps[True] - fcn_maps[False]).max():.3g}"
         )
 
     print("\n| network | method | pixels/s (crop) | full 669x2801 flightline (extrapolated) | vs cnn (full) |")

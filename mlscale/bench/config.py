@@ -84,6 +84,12 @@ class RunConfig:
     )
     progress: bool = opt(True, "tqdm progress bars on rank 0")
     weights: str = opt("", "model weights to start from (a state_dict, e.g. from --save-weights)", metavar="PATH")
+    resume: str = opt(
+        "",
+        "continue a preempted run from its checkpoint: its run directory, or auto (the run directory "
+        "--out/--run-id when it holds a preempted run; otherwise start afresh)",
+        metavar="RUN_DIR|auto",
+    )
     save_weights: str = opt("", "after training, rank 0 writes the model's state_dict here", metavar="PATH")
     gc: str = opt(
         "freeze",

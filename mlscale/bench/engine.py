@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlscale.errors import UserError
@@ -23,6 +24,7 @@ from mlscale.registry import Registered
 
 if TYPE_CHECKING:
     from mlscale.bench.config import RunConfig
+    from mlscale.bench.preempt import TrainControl
     from mlscale.bench.stats import Accumulator
     from mlscale.bench.workload import Context, Workload
     from mlscale.launch.env import RankEnv
@@ -66,7 +68,12 @@ class Engine(Registered):
 
         return make_timer(str(getattr(self.ctx.device, "type", self.ctx.device)), phases)
 
-    def train_steps(self, data: Iterable, steps: int, timer, desc: str = "train") -> Accumulator:
+    def train_steps(
+        self, data: Iterable, steps: int, timer, desc: str = "train", control: TrainControl | None = None
+    ) -> Accumulator:
+        """Timed training steps. With a `control` (`mlscale.bench.preempt`): ask `control.stop_now()`
+        before each step and stop when it says so, call `control.step_done()` after each, start the
+        sums from `control.accumulator()` and, after `iter(data)`, skip with `control.fast_forward(it)`."""
         raise NotImplementedError
 
     def eval_steps(self, data: Iterable, steps: int, timer, desc: str, split: str) -> Accumulator:
@@ -83,6 +90,31 @@ class Engine(Registered):
 
     def save_weights(self, path: str) -> None:
         """Rank 0, after training: the model's weights and `workload.checkpoint_meta()`, atomically."""
+        raise NotImplementedError
+
+    # -- training checkpoints (time limits, preemption, --resume) ---------------------
+    supports_checkpoints: ClassVar[bool] = False
+
+    def rng_state(self) -> Any:
+        """Every random number generator this rank draws from (Python, numpy, framework, device)."""
+        raise NotImplementedError
+
+    def set_rng_state(self, state: Any) -> None:
+        raise NotImplementedError
+
+    def data_state(self, data: Iterable) -> Any:
+        """A loader's state between passes (its sampler's epoch, its generators)."""
+        raise NotImplementedError
+
+    def set_data_state(self, data: Iterable, state: Any) -> None:
+        raise NotImplementedError
+
+    def save_checkpoint(self, directory: Path, rank_states: list) -> None:
+        """Rank 0: model, optimizer, loss scaler and every rank's `rank_states` entry, each file atomically."""
+        raise NotImplementedError
+
+    def load_checkpoint(self, directory: Path) -> list:
+        """Every rank: load model, optimizer and loss scaler (after `setup`); return every rank's state."""
         raise NotImplementedError
 
 

@@ -17,6 +17,7 @@ from mlscale.bench import faults, stats
 from mlscale.bench.engine import Engine
 from mlscale.bench.gcpolicy import GcPolicy
 from mlscale.bench.logs import fmt, rate
+from mlscale.bench.preempt import TrainControl, sums_state
 from mlscale.bench.timing import EVAL_PHASES, PHASES, StepTimer
 from mlscale.bench.workload import Workload
 
@@ -43,30 +44,39 @@ class TrainResult:
     epochs: list[dict] = field(default_factory=list)  # global figures per epoch
     rank_epochs: list[dict] = field(default_factory=list)  # this rank's
     bench_start: float = 0.0  # when the timed part began (after warm-up)
+    rank_state: dict | None = None  # when stopped by a signal: what this rank's checkpoint needs
 
 
-def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, steps_out: Steps) -> TrainResult:
+def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, steps_out: Steps,
+          control: TrainControl) -> TrainResult:  # fmt: skip
     ctx = engine.ctx
     run, comm, log = ctx.run, ctx.comm, ctx.log
     result = TrainResult(bench_start=time.perf_counter())
     train_data, test_data = workload.build_data("train"), workload.build_data("test")
     train_steps = stats.common_steps(comm, train_data, run.max_steps, "train")
     test_steps = stats.common_steps(comm, test_data, run.max_steps, "test")
-    if run.warmup_steps:
+    if control.resume:  # no warm-up: its steps would change the restored weights
+        engine.set_data_state(test_data, control.resume.rank_state["test_data"])
+    elif run.warmup_steps:
         engine.train_steps(train_data, min(run.warmup_steps, train_steps), StepTimer(), desc="warm-up")
         engine.sync()
         comm.barrier()
         result.bench_start = time.perf_counter()
-    for epoch in range(1, run.epochs + 1):
+    for epoch in range(control.first_epoch, run.epochs + 1):
         faults.maybe_fail(comm.rank, f"epoch{epoch}")
         workload.epoch_start(epoch)
         for obs in observers:
             obs.epoch_start(epoch)
         timer, test_timer = engine.make_timer(PHASES), engine.make_timer(EVAL_PHASES)
+        control.start_epoch(epoch, engine, train_data)
         t0 = time.perf_counter()
-        train_acc = engine.train_steps(train_data, train_steps, timer, desc=f"epoch {epoch} train")
+        train_acc = engine.train_steps(train_data, train_steps, timer, desc=f"epoch {epoch} train", control=control)
         engine.sync()
         train_time = time.perf_counter() - t0
+        if control.stopped:
+            _stopped(engine, workload, control, result, timer, train_acc, train_time, test_data)
+            steps_out.train.append(timer.epoch_end())
+            break
         desc = f"epoch {epoch} test"
         test_acc, test_time = _evaluate(engine, workload, test_data, test_steps, test_timer, desc, "test")
         steps_out.train.append(timer.epoch_end())
@@ -76,14 +86,15 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
             "wall_time": train_time + test_time,
             "train_time": train_time,
             "test_time": test_time,
-            "train_samples": train_acc.samples,
+            "train_samples": train_acc.samples - control.restored_samples,
             "test_samples": test_acc.samples,
-            "train_steps": train_steps,
+            "train_steps": train_steps - (control.resume.step if control.resuming(epoch) else 0),
+            **_resumed_at(control, epoch),
         }
         result.rank_epochs.append(mine)
         test_metrics = {**test_acc.reduce(comm), **workload.eval_end("test")}
         epoch_stats = stats.epoch_stats(comm, mine, train_acc.reduce(comm), test_metrics, workload.accuracy_metric)
-        result.epochs.append(epoch_stats)
+        result.epochs.append({**epoch_stats, **_resumed_at(control, epoch)})
         for obs in observers:
             obs.epoch_end(epoch, epoch_stats)
         gc_policy.between_epochs()
@@ -97,6 +108,35 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
             fmt(epoch_stats["test_loss"]),
         )
     return result
+
+
+def _resumed_at(control: TrainControl, epoch: int) -> dict:
+    """A resumed epoch's times and samples cover only the steps from this step on."""
+    return {"resumed_at_step": control.resume.step} if control.resuming(epoch) else {}
+
+
+def _stopped(engine: Engine, workload: Workload, control: TrainControl, result: TrainResult, timer, train_acc,
+             train_time: float, test_data) -> None:  # fmt: skip
+    """A signal stopped the epoch's pass: its part so far joins the results (no test pass), and this
+    rank's state for the checkpoint is kept."""
+    comm, epoch = engine.ctx.comm, control.epoch
+    done = control.epoch_step - (control.resume.step if control.resuming(epoch) else 0)
+    mine = {"epoch": epoch, "wall_time": train_time, "train_time": train_time, "test_time": 0.0,
+            "train_samples": train_acc.samples - control.restored_samples, "test_samples": 0,
+            "train_steps": done, "partial": True, "stopped_at_step": control.epoch_step,
+            **_resumed_at(control, epoch)}  # fmt: skip
+    result.rank_epochs.append(mine)
+    epoch_stats = stats.epoch_stats(comm, mine, train_acc.reduce(comm), {}, workload.accuracy_metric)
+    partial = {k: mine[k] for k in ("train_steps", "partial", "stopped_at_step")}
+    result.epochs.append({**epoch_stats, **partial, **_resumed_at(control, epoch)})
+    if engine.supports_checkpoints:
+        result.rank_state = {
+            "epoch_start": control.epoch_start_state,
+            "rng": engine.rng_state(),
+            "sums": sums_state(train_acc),
+            "test_data": engine.data_state(test_data),
+        }
+    engine.ctx.log.info("epoch %d: stopped by a signal after step %d of the epoch", epoch, control.epoch_step)
 
 
 def inference(engine: Engine, workload: Workload, steps_out: Steps) -> dict:

@@ -96,7 +96,7 @@ def check_run(run) -> None:  # run: mlscale.bench.config.RunConfig
     """Every check of `mlscale run`'s own flags; the same verdict on every rank of a shared file system."""
     check_run_id(run.run_id)
     check_output_dir(run.out)
-    if run.run_id and (Path(run.out) / run.run_id).exists():
+    if run.run_id and not run.resume and (Path(run.out) / run.run_id).exists():  # --resume: bench.resume
         raise UserError(f"{Path(run.out) / run.run_id}: run directory already exists; choose another --run-id")
     check_destination(run.save_weights, "--save-weights")
     check_source(run.weights, "--weights")

@@ -16,6 +16,7 @@ Data flows one way: launch -> bench -> results.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mlscale.bench import faults, modes, records, rundir
+from mlscale.bench import faults, modes, records, resume, rundir
 from mlscale.bench.batching import batch_sizes
 from mlscale.bench.checkpoints import check_writable
 from mlscale.bench.config import RunConfig
@@ -32,6 +33,7 @@ from mlscale.bench.failures import DIAGNOSE_S, JobFailure
 from mlscale.bench.gcpolicy import GcPolicy
 from mlscale.bench.logs import Collect, setup_logging
 from mlscale.bench.observers import RunObserver, load_observers
+from mlscale.bench.preempt import TEST_SIGNAL_ENV, Preempted, StopFlag, TrainControl, parse_test_signal
 from mlscale.bench.stats import concat_steps, merged_phase_stats
 from mlscale.bench.watchdog import Watchdog
 from mlscale.bench.workload import Context, Workload
@@ -55,6 +57,7 @@ class _Run:
     failure: JobFailure
     watchdog: Watchdog | None
     started_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    previous: resume.Previous | None = None  # the preempted run this one continues (--resume)
 
 
 def _check_run(workload_cls: type[Workload], run: RunConfig) -> None:
@@ -66,10 +69,10 @@ def _check_run(workload_cls: type[Workload], run: RunConfig) -> None:
         raise UserError(f"--epochs must be at least 1, got {run.epochs}")
 
 
-def _setup_problem(run: RunConfig, run_dir: Path) -> str | None:
+def _setup_problem(run: RunConfig, run_dir: Path, previous: resume.Previous | None) -> str | None:
     """What rank 0 finds wrong with the run's outputs before any rank starts, as one line."""
     try:
-        if run_dir.exists():
+        if run_dir.exists() and not previous:  # a resumed run replaces its directory at the end
             raise UserError(f"{run_dir}: run directory already exists; choose another --run-id")
         if run.save_weights:
             check_writable(run.save_weights)
@@ -82,6 +85,7 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     """Rank environment, device, communicator, batch sizes, run id and staging directory."""
     t_start = time.perf_counter()
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    run, previous = resume.resolve(run, workload_cls.name)  # file checks only: every rank fails alike
     env = detect_environment()
     abort.joined(env.rank, env.size)
     engine_cls = get_engine(workload_cls.engine_for(wconfig))
@@ -93,11 +97,13 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     log, collected = setup_logging(comm.rank, comm.size)
     batch = batch_sizes(run.batch_size, run.global_batch_size, comm.size)
     engine_cls.prepare(run, device)
+    if previous:
+        resume.check_fits(previous, run, comm, engine_cls)
 
     proposed = run.run_id or rundir.new_run_id(workload_cls.name, run.system, comm.size, env)
     out_root = Path(run.out)
     # Rank 0 checks, every rank learns the verdict: none is left in the barrier below for a peer that left.
-    problem = _setup_problem(run, out_root / proposed) if comm.rank == 0 else None
+    problem = _setup_problem(run, out_root / proposed, previous) if comm.rank == 0 else None
     watchdog = Watchdog(comm.rank, comm.size, env.hostname, run.collective_timeout) if comm.size > 1 else None
     heartbeat = watchdog.listen(env.master_addr or env.hostname) if watchdog and comm.rank == 0 else None
     run_id, problem, heartbeat = comm.bcast((proposed, problem, heartbeat) if comm.rank == 0 else None)
@@ -114,14 +120,14 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     if comm.rank == 0:  # after the barrier: a rank that failed at set-up leaves nothing behind
         staging.mkdir(parents=True, exist_ok=True)
     ctx = Context(env=env, comm=comm, device=device, run=run, log=log, batch=batch, outputs=staging)
-    return _Run(ctx, engine_cls, run_id, staging, collected, t_start, failure, watchdog, started_at)
+    return _Run(ctx, engine_cls, run_id, staging, collected, t_start, failure, watchdog, started_at, previous)
 
 
 def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> Path | None:
     """Run one benchmark on this rank; rank 0 returns the run directory it wrote."""
     state = _start(workload_cls, wconfig, run)
     ctx = state.ctx
-    comm, env, log = ctx.comm, ctx.env, ctx.log
+    run, comm, env, log = ctx.run, ctx.comm, ctx.env, ctx.log
     log.info(
         "%s: %d rank(s) on %d node(s) via %s, backend %s, device %s",
         workload_cls.name, comm.size, env.num_nodes, env.launcher, comm.name, ctx.device,
@@ -132,8 +138,11 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
     lr = run.lr if run.lr is not None else workload_cls.default_lr
 
     gc_policy = GcPolicy(run.gc)
+    flag = StopFlag()
+    control = TrainControl(comm, flag, test_signal=parse_test_signal(os.environ.get(TEST_SIGNAL_ENV), comm.rank))
     try:
-        result = _execute(engine, lr, observers, state.t_start, gc_policy)
+        with flag.installed():  # SIGTERM/SIGUSR1 stop training at a step boundary (bench.preempt)
+            result = _execute(engine, lr, observers, state, gc_policy, control)
     except UserError:
         if comm.rank == 0:
             rundir.remove_tree(state.staging)  # nothing half-written
@@ -150,7 +159,7 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
         raise
     else:
         for obs in observers:
-            obs.run_end("ok")
+            obs.run_end("preempted" if result["preemption"] else "ok")
     finally:
         gc_policy.end()  # after the observers' run_end: the gc observer stops counting first
 
@@ -160,15 +169,25 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
         abort.set_reporter(None)
         state.watchdog.stop()
     comm.close()
+    if result["preemption"]:
+        if flag.received_at is not None:
+            log.info("exiting %.2fs after %s", time.monotonic() - flag.received_at, flag.name)
+        raise Preempted(path)
     return path
 
 
-def _execute(engine: Engine, lr: float, observers: list[RunObserver], t_start: float, gc_policy: GcPolicy) -> dict:
+def _execute(engine: Engine, lr: float, observers: list[RunObserver], state: _Run, gc_policy: GcPolicy,
+             control: TrainControl) -> dict:  # fmt: skip
     workload, ctx = engine.workload, engine.ctx
     run, comm = ctx.run, ctx.comm
     facts = engine.setup(lr)
+    if state.previous:
+        control.resume = resume.load(engine, state.previous, comm)
+        control.global_step = control.resume.global_step
+        ctx.log.info("resuming %s at epoch %d, step %d", state.previous.run_dir, control.resume.epoch,
+                     control.resume.step)  # fmt: skip
     info = {**facts, **workload.info()}
-    setup_time = time.perf_counter() - t_start
+    setup_time = time.perf_counter() - state.t_start
 
     meta = {"workload": workload.name, "mode": run.mode, "ranks": comm.size, "lr": lr,
             "batch_size": ctx.batch.per_rank, "epochs": run.epochs}  # fmt: skip
@@ -178,16 +197,18 @@ def _execute(engine: Engine, lr: float, observers: list[RunObserver], t_start: f
 
     steps = modes.Steps()
     trained = modes.TrainResult(bench_start=time.perf_counter())
-    inference = iotest = None
+    inference = iotest = preemption = None
     if run.mode == "train":
-        trained = modes.train(engine, workload, observers, gc_policy, steps)
-    if run.mode == "inference" or (run.mode == "train" and run.infer):
+        trained = modes.train(engine, workload, observers, gc_policy, steps, control)
+    if control.stopped:
+        preemption = _preempt(engine, control, trained, state.staging)
+    elif run.mode == "inference" or (run.mode == "train" and run.infer):
         inference = modes.inference(engine, workload, steps)
     if run.mode == "iotest":
         iotest = modes.iotest(engine, workload, steps)
     bench_time = time.perf_counter() - trained.bench_start
 
-    if run.save_weights and run.mode == "train" and comm.rank == 0:
+    if run.save_weights and run.mode == "train" and comm.rank == 0 and not preemption:
         engine.save_weights(run.save_weights)
         ctx.log.info("saved the model's weights to %s", run.save_weights)
     rank_summary = {
@@ -210,7 +231,18 @@ def _execute(engine: Engine, lr: float, observers: list[RunObserver], t_start: f
         "iotest": iotest,
         "info": {**info, **workload.info()},  # again at the end: facts known only after the run
         "rank_summary": rank_summary,
+        "preemption": preemption,
     }
+
+
+def _preempt(engine: Engine, control: TrainControl, trained: modes.TrainResult, staging: Path) -> dict:
+    """Collective, after a signal stopped training: the checkpoint, and facts for the record."""
+    facts = resume.write_checkpoint(engine, control, trained.rank_state, staging)
+    flag = control.flag
+    delay = control.stopped_at - flag.received_at if flag.received_at is not None else 0.0
+    signame = engine.ctx.comm.gather(flag.name)
+    return {"signal": next((s for s in signame or [] if s), None), **facts,
+            "stop_seconds": engine.ctx.comm.allreduce(delay, "max")}  # fmt: skip
 
 
 def _finish(workload: Workload, lr: float, state: _Run, result: dict, observers: list[RunObserver]) -> Path | None:
@@ -223,6 +255,10 @@ def _finish(workload: Workload, lr: float, state: _Run, result: dict, observers:
     if ctx.comm.rank != 0:
         return None
     record = records.build_record(workload, ctx, lr, state.run_id, state.started_at, result, summaries)
+    if result["preemption"]:
+        record.update(status="preempted", preemption=result["preemption"])
+    if result["preemption"] or state.previous:
+        record = resume.mark_segment(record, state.previous)
     extra: dict[str, str | bytes] = {}
     for obs in observers:
         record.update(obs.record_fields(record, summaries))
@@ -234,7 +270,7 @@ def _finish(workload: Workload, lr: float, state: _Run, result: dict, observers:
         if path.is_file():
             extra[path.relative_to(staging).as_posix()] = path.read_bytes()
     out_root = Path(ctx.run.out)
-    path = write_run_dir(out_root, state.run_id, record, summaries, log_text, extra)
+    path = write_run_dir(out_root, state.run_id, record, summaries, log_text, extra, replace=bool(state.previous))
     rundir.remove_tree(staging)
     rundir.index(out_root, path, ctx.log)
     ctx.log.info("wrote %s", path)

@@ -120,14 +120,17 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(rest)
 
     from mlscale.bench.config import RunConfig
+    from mlscale.bench.preempt import EX_PREEMPTED, Preempted
     from mlscale.bench.runner import run_benchmark
     from mlscale.bench.workload import config_from_args, get_workload
 
     cls = get_workload(name)
     run_config = config_from_args(RunConfig, args)
-    _preflight(run_config)
+    _preflight(run_config, name)
     try:
         run_benchmark(cls, config_from_args(cls.Config, args), run_config)
+    except Preempted:  # checkpoint and record written: the job script may requeue (docs/reliability.md)
+        return EX_PREEMPTED
     except Exception as exc:
         _end_job(exc)
         raise
@@ -158,16 +161,18 @@ def _end_job(exc: Exception) -> None:
     abort.abort_job(1)
 
 
-def _preflight(run_config) -> None:
-    """The checks of `mlscale.bench.preflight`, on every rank before any starts work or joins a
-    collective, so a typo ends them all alike; only the first rank says why (one line, not one per
-    rank), the others end with the same status."""
+def _preflight(run_config, workload: str) -> None:
+    """The checks of `mlscale.bench.preflight` (and of --resume, `mlscale.bench.resume`), on every rank
+    before any starts work or joins a collective, so a typo ends them all alike; only the first rank
+    says why (one line, not one per rank), the others end with the same status."""
     from mlscale.bench.preflight import check_run
+    from mlscale.bench.resume import resolve
     from mlscale.errors import UserError
     from mlscale.launch.env import detect_launcher
 
     try:
         check_run(run_config)
+        resolve(run_config, workload)
     except UserError as err:
         if detect_launcher().rank not in (None, 0):
             raise SystemExit(err.exit_code) from None

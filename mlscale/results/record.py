@@ -11,7 +11,7 @@ A run directory holds:
 `record.json` keys (schema_version 1). Times are seconds; a time "of the run"
 is the slowest rank's; samples are global (all ranks):
 
-    schema_version, run_id, workload, mode, status ("ok" | "failed"), error,
+    schema_version, run_id, workload, mode, status ("ok" | "failed" | "preempted"), error,
     system, tag, started_at, finished_at (ISO 8601, UTC),
     launcher, backend, device_type ("cpu" | "cuda"), num_ranks, num_nodes,
     num_gpus, hosts, versions{...}, git_revision,
@@ -28,6 +28,15 @@ is the slowest rank's; samples are global (all ranks):
                      rank_mean_min, rank_mean_max, slowest_rank}},
     workload_info{...}
 
+A run stopped by SIGTERM/SIGUSR1 (status "preempted", docs/reliability.md) also has
+`preemption` {signal, epoch, step, global_step, checkpoint, checkpoint_seconds, stop_seconds}
+and a `checkpoint/` directory; a preempted or resumed run has `segments`
+[{segment, status, started_at, finished_at, job_id, hosts, setup_time, total_time, preemption,
+epochs}], and each epoch a `segment`. An epoch stopped part-way has `partial`, `train_steps`
+and `stopped_at_step`; one resumed part-way has `resumed_at_step` (its times and samples cover
+that segment's steps only; its losses the whole epoch) and `earlier_parts` [the stopped parts].
+setup_time and total_time of a resumed run are sums over its segments.
+
 This module is read by report tools on login nodes: it never imports torch.
 """
 
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -55,15 +65,20 @@ def write_run_dir(
     ranks: Iterable[dict],
     log_text: str = "",
     extra_files: dict[str, str | bytes] | None = None,
+    replace: bool = False,
 ) -> Path:
     """Write a complete run directory, or nothing: files go to a hidden
-    temporary directory first, which is renamed into place at the end."""
+    temporary directory first, which is renamed into place at the end.
+    `replace`: an existing run directory (a resumed run's earlier part) is swapped out only then."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / run_id
+    final = dest = root / run_id
     if final.exists():
-        raise UserError(f"{final}: run directory already exists; choose another --run-id")
-    with atomic_dir(final) as tmp:
+        if not replace:
+            raise UserError(f"{final}: run directory already exists; choose another --run-id")
+        dest = root / f".{run_id}.next"
+        shutil.rmtree(dest, ignore_errors=True)
+    with atomic_dir(dest) as tmp:
         (tmp / RECORD).write_text(json.dumps(record, indent=2, sort_keys=False, default=_jsonable) + "\n")
         with open(tmp / RANKS, "w") as fh:
             for entry in ranks:
@@ -73,6 +88,12 @@ def write_run_dir(
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    if dest != final:
+        old = root / f".{run_id}.previous"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(dest, final)
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 

@@ -86,8 +86,8 @@ class TensorFlowEngine(Engine):
     def make_timer(self, phases: tuple[str, ...]) -> StepTimer:
         return StepTimer(phases)  # host clock: each step ends by reading its loss
 
-    def train_steps(self, data, steps, timer, desc="train"):
-        return self.steps.train_steps(data, steps, timer, desc)
+    def train_steps(self, data, steps, timer, desc="train", control=None):
+        return self.steps.train_steps(data, steps, timer, desc, control)
 
     def eval_steps(self, data, steps, timer, desc, split):
         return self.steps.eval_steps(data, steps, timer, desc, split)

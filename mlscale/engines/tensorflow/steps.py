@@ -58,15 +58,20 @@ class Steps:
     def _range(self, steps: int, desc: str):
         return tqdm(range(steps), desc=desc, disable=not self.show_progress, leave=False)
 
-    def train_steps(self, data, steps: int, timer: StepTimer, desc: str = "train") -> Accumulator:
+    def train_steps(self, data, steps: int, timer: StepTimer, desc: str = "train", control=None) -> Accumulator:
+        """Timed steps; a `control` may stop them (no checkpoint: this engine cannot resume)."""
         acc, it = Accumulator(), iter(data)
         for _ in self._range(steps, desc):
+            if control and control.stop_now():
+                break
             batch = self._fetch(it, timer)
             loss, metrics = self._train(batch)
             values = {"loss": float(loss), **{k: float(v) for k, v in metrics.items()}}  # waits for the step
             for phase in ("forward", "backward", "optimizer"):
                 timer.mark(phase)
             acc.add(values, self.workload.batch_size_of(batch))
+            if control:
+                control.step_done()
         return acc
 
     def eval_steps(self, data, steps: int, timer: StepTimer, desc: str, split: str = "test") -> Accumulator:

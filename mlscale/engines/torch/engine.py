@@ -3,12 +3,14 @@ the communicator, AMP, channels_last, torch.compile and CUDA graphs, `torch.save
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from mlscale.bench.config import RunConfig
 from mlscale.bench.engine import Engine
-from mlscale.engines.torch import speedups, weights
+from mlscale.engines.torch import checkpoint, speedups, weights
 from mlscale.engines.torch.steps import Trainer
 from mlscale.launch.devices import pick_device
 from mlscale.launch.env import RankEnv
@@ -60,8 +62,8 @@ class TorchEngine(Engine):
         self.trainer = Trainer(wl, self.ctx, model, optimizer, speedups.Precision(run.amp, device))
         return facts
 
-    def train_steps(self, data, steps, timer, desc="train"):
-        return self.trainer.train_steps(data, steps, timer, desc)
+    def train_steps(self, data, steps, timer, desc="train", control=None):
+        return self.trainer.train_steps(data, steps, timer, desc, control)
 
     def eval_steps(self, data, steps, timer, desc, split):
         return self.trainer.eval_steps(data, steps, timer, desc, split)
@@ -75,3 +77,17 @@ class TorchEngine(Engine):
 
     def save_weights(self, path: str) -> None:
         weights.save_weights(self.bare_model, path, self.workload.checkpoint_meta())
+
+    supports_checkpoints = True
+    rng_state = staticmethod(checkpoint.rng_state)
+    set_rng_state = staticmethod(checkpoint.set_rng_state)
+    data_state = staticmethod(checkpoint.data_state)
+    set_data_state = staticmethod(checkpoint.set_data_state)
+
+    def save_checkpoint(self, directory: Path, rank_states: list) -> None:
+        t = self.trainer
+        checkpoint.save(directory, self.bare_model, t.optimizer, t.precision.scaler, rank_states)
+
+    def load_checkpoint(self, directory: Path) -> list:
+        t = self.trainer
+        return checkpoint.load(directory, self.bare_model, t.optimizer, t.precision.scaler)

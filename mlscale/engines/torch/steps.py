@@ -51,37 +51,46 @@ class Trainer:
     def _steps(self, steps: int, desc: str):
         return tqdm(range(steps), desc=desc, disable=not self.show_progress, leave=False)
 
-    def train_steps(self, data, steps: int, timer: StepTimer, desc: str = "train") -> Accumulator:
-        wl, comm, model, opt = self.workload, self.ctx.comm, self.model, self.optimizer
-        acc = Accumulator()
-        model.train()
+    def train_steps(self, data, steps: int, timer: StepTimer, desc: str = "train", control=None) -> Accumulator:
+        """Timed steps; with a `control` (mlscale.bench.preempt), stoppable at every step boundary
+        and resumable part-way through the pass."""
+        acc = control.accumulator() if control else Accumulator()
+        self.model.train()
         it = iter(data)
-        for _ in self._steps(steps, desc):
-            batch = self._fetch(it, timer)
-            if self.ctx.run.cuda_graphs:
-                if self.graphed is None:
-                    self.graphed = speedups.GraphedStep(self._step_body, batch)
-                self.graphed.load(batch)
-                loss = self.graphed.replay()
-                timer.mark("forward")  # the graph runs forward, backward and optimizer as one
-                timer.mark("backward")
-                timer.mark("optimizer")
-                acc.add(_detached({"loss": loss}), wl.batch_size_of(batch))
-                continue
-            with self.precision.autocast():
-                output = wl.forward(model, batch)
-                loss = wl.loss(output, batch)
-            with torch.no_grad():
-                metrics = wl.metrics(output, batch)
-            timer.mark("forward")
-            self.precision.backward(loss)
-            timer.mark("backward")
-            comm.after_backward(model)
-            self.precision.step(opt)
-            opt.zero_grad(set_to_none=True)
-            timer.mark("optimizer")
-            acc.add(_detached({**metrics, "loss": loss}), wl.batch_size_of(batch))
+        done = control.fast_forward(it) if control else 0
+        for _ in self._steps(steps - done, desc):
+            if control and control.stop_now():
+                break
+            self._train_step(self._fetch(it, timer), timer, acc)
+            if control:
+                control.step_done()
         return acc
+
+    def _train_step(self, batch, timer: StepTimer, acc: Accumulator) -> None:
+        wl, model, opt = self.workload, self.model, self.optimizer
+        if self.ctx.run.cuda_graphs:
+            if self.graphed is None:
+                self.graphed = speedups.GraphedStep(self._step_body, batch)
+            self.graphed.load(batch)
+            loss = self.graphed.replay()
+            timer.mark("forward")  # the graph runs forward, backward and optimizer as one
+            timer.mark("backward")
+            timer.mark("optimizer")
+            acc.add(_detached({"loss": loss}), wl.batch_size_of(batch))
+            return
+        with self.precision.autocast():
+            output = wl.forward(model, batch)
+            loss = wl.loss(output, batch)
+        with torch.no_grad():
+            metrics = wl.metrics(output, batch)
+        timer.mark("forward")
+        self.precision.backward(loss)
+        timer.mark("backward")
+        self.ctx.comm.after_backward(model)
+        self.precision.step(opt)
+        opt.zero_grad(set_to_none=True)
+        timer.mark("optimizer")
+        acc.add(_detached({**metrics, "loss": loss}), wl.batch_size_of(batch))
 
     def eval_steps(self, data, steps: int, timer: StepTimer, desc: str, split: str = "test") -> Accumulator:
         """Forward passes over `split`; "inference" computes no loss or metrics."""

@@ -77,6 +77,12 @@ def _configure(parser: argparse.ArgumentParser):
     )
     pred.add_argument("--arch", choices=ARCHS, help="architecture, for a checkpoint that is a bare state_dict")
     pred.add_argument("--rows", type=int, default=0, help="only the first ROWS lines (0: all)")
+    pred.add_argument(
+        "--amp",
+        action="store_true",
+        help="mixed precision: bfloat16 autocast on CPUs, float16 on GPUs (faster; the map moves by ~1e-2, "
+        "see docs/benchmarks.md)",
+    )
     _common(pred)
 
     train = sub.add_parser(
@@ -196,6 +202,7 @@ def predict(args: argparse.Namespace) -> int:
         system=args.system,
         progress=args.progress,
         tag=f"plume-predict gpus={','.join(map(str, args.gpus))}",
+        amp=args.amp,
     )
     run_dir = run_benchmark(MethanePlume, config, run)
     if run_dir is None:  # not rank 0

@@ -1,5 +1,5 @@
 """Batch norm per plane by default, as the original CosmicTagger: our UResNet against the original's form
-(benchmarks/cosmic_original.py) on the same weights; the pooled variant on request."""
+(benchmarks/reference/cosmic_original.py) on the same weights; the pooled variant on request."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from support.run import REPO
 from mlscale.workloads.cosmic_tagger.metrics import segmentation_loss
 from mlscale.workloads.cosmic_tagger.model import UResNet, UResNetConfig
 
-_spec = importlib.util.spec_from_file_location("cosmic_original", REPO / "benchmarks" / "cosmic_original.py")
+_spec = importlib.util.spec_from_file_location(
+    "cosmic_original", REPO / "benchmarks" / "reference" / "cosmic_original.py"
+)
 original = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(original)
 

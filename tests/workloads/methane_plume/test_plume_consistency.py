@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import rasterio
 import torch
 from support.run import run_mlscale
 from torchvision.models import GoogLeNet
@@ -167,7 +168,16 @@ def test_dense_training_under_mpirun_saves_a_plain_googlenet(context_tiles, tmp_
     run_mlscale(
         "plume", "predict", flightline, "-m", ckpt, "-g", -1, "-b", 2, "-o", tmp_path / "out", "--method", "fcn"
     )
-    assert (tmp_path / "out" / "ang_synth000_ch4mf_img_saliency.img").stat().st_size == 40 * 36 * 4
+    saliency = tmp_path / "out" / "ang_synth000_ch4mf_img_saliency.img"
+    # --amp (bfloat16 autocast on the CPU) gives nearly the same map
+    run_mlscale("plume", "predict", flightline, "-m", ckpt, "-g", -1, "-b", 2, "-o", tmp_path / "amp",
+                "--method", "fcn", "--amp")  # fmt: skip
+    with rasterio.open(saliency) as ds, rasterio.open(tmp_path / "amp" / saliency.name) as ds_amp:
+        full, amp = ds.read(1), ds_amp.read(1)
+    assert full.shape == (40, 36)
+    valid = full != -9999
+    assert valid.any() and np.array_equal(valid, amp != -9999)
+    assert np.abs(amp[valid] - full[valid]).max() < 0.05 and not np.array_equal(amp, full)
 
 
 @pytest.mark.parametrize(
