@@ -75,6 +75,14 @@ def configure(parser: argparse.ArgumentParser):
     parser.add_argument("--time", help="wall time per job, [D-]HH:MM:SS (default: the system's)")
     parser.add_argument("--python", help="python on the compute nodes (default: the system's, or this one)")
     parser.add_argument(
+        "--signal-seconds",
+        type=int,
+        default=180,
+        metavar="S",
+        help="SLURM: send the job SIGUSR1 S seconds before its time limit, so the run checkpoints and is requeued "
+        "(docs/reliability.md; 0: no signal; default: 180)",
+    )
+    parser.add_argument(
         "command",
         nargs=argparse.REMAINDER,
         metavar="-- run WORKLOAD [FLAGS]",
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         run_argv = run_argv[1:]
     system = load_system(args.system)
     workload = workload_of(run_argv)
+    if args.signal_seconds < 0:
+        raise UserError(f"--signal-seconds {args.signal_seconds}: must be 0 or more")
     if args.ranks_per_node is not None and args.ranks_per_node < 1:
         raise UserError(f"--ranks-per-node {args.ranks_per_node}: must be at least 1")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -115,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         qos=args.qos,
         time=args.time,
         array=args.array,
+        signal_seconds=args.signal_seconds,
     )
     scripts = render_sweep(system, points, sweep_dir, workload, opts)
 

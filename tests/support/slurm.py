@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -56,6 +57,16 @@ class SlurmCluster:
                 return
             time.sleep(1)
         raise AssertionError(f"jobs {job_ids} still queued after {timeout} s{self.logs()}")
+
+
+def host_resolves() -> bool:
+    """Whether this host's name resolves (the scripts' MASTER_ADDR is the first node's name);
+    some CI containers lack it in /etc/hosts, and the tests then pin 127.0.0.1."""
+    try:
+        socket.gethostbyname(socket.gethostname())
+        return True
+    except OSError:
+        return False
 
 
 def _script(*args: str, timeout: float) -> subprocess.CompletedProcess:

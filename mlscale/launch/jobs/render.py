@@ -42,6 +42,7 @@ class JobSpec:
     select_extra: str | None = None
     array: str | None = None
     directives: tuple[str, ...] = ()
+    signal_seconds: int = 0  # SLURM: SIGUSR1 this long before the time limit (0: none)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class Options:
     qos: str | None = None
     time: str | None = None
     array: bool = False
+    signal_seconds: int = 180
 
 
 @lru_cache(maxsize=1)
@@ -160,6 +162,7 @@ def job_spec(system: System, points: list[Point], name: str, log: str, opts: Opt
         select_extra=system.select_extra,
         array=array,
         directives=system.directives,
+        signal_seconds=opts.signal_seconds,
     )
 
 
@@ -197,6 +200,7 @@ def render_script(
             setup=system.setup,
             exports=exports,
             sweep_dir=str(sweep_dir),
+            script_path=str(sweep_dir / "scripts" / f"{stem}.sh"),
             array=array,
             runs=runs,
         )

@@ -37,6 +37,9 @@ class Scheduler:
     array_index_var: ClassVar[str | None] = None  # None: no job arrays
     nodefile_var: ClassVar[str | None] = None  # host file variable, for launchers that take one
     master_addr: ClassVar[str] = "127.0.0.1"  # shell expression: the first node of the job
+    # Shell code run when a point exits 75 (preempted, checkpoint written): requeue the job, where the
+    # scheduler lets a job do that itself; None: the script says to resubmit it (--resume auto continues).
+    requeue: ClassVar[str | None] = None
 
     registry: ClassVar[dict[str, type[Scheduler]]] = {}
 
@@ -106,6 +109,7 @@ class Slurm(Scheduler):
     job_id_var = "SLURM_JOB_ID"
     array_index_var = "SLURM_ARRAY_TASK_ID"
     master_addr = '$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)'
+    requeue = 'scontrol requeue "$SLURM_JOB_ID"'
     _queued = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SUSPENDED"}
     _running = {"RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"}
 

@@ -104,6 +104,7 @@ def placements(
 OWNED = {
     "out": "--out",
     "run_id": "--run-id",
+    "resume": "--resume",
     "system": "--system",
     "batch_size": "--batch-size",
     "global_batch_size": "--global-batch-size",
@@ -202,7 +203,7 @@ def plan_sweep(
         raise UserError(
             f"-- ... {given['help'][-1].written}: `mlscale run {workload} --help` only prints its options; leave it out"
         )
-    for dest in ("out", "run_id"):
+    for dest in ("out", "run_id", "resume"):
         if dest in given:
             raise UserError(
                 f"-- ... {given[dest][-1].written}: mlscale launch sets {OWNED[dest]} for each point; leave it out"
@@ -234,7 +235,8 @@ def plan_sweep(
         for k in range(repeats):
             point = Point(f"n{n}-r{r}-rep{k}", n, r, per_node, k, global_batch_size=global_size)
             extra = ["--global-batch-size", str(global_size)] if global_size else []
-            point.argv = argv + extra + ["--out", runs_dir, "--run-id", point.run_id]
+            # --resume auto: a requeued job continues from the checkpoint its preempted run left.
+            point.argv = argv + extra + ["--out", runs_dir, "--run-id", point.run_id, "--resume", "auto"]
             points.append(point)
     return points
 

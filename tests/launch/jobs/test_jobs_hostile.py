@@ -24,7 +24,7 @@ from mlscale.launch.jobs.system import load_system
 NASTY = list(" '\"$;`\\\n\t*?~!&|<>(){}[]#%=-,.^") + ["$(touch pwned)", "`touch pwned`", "${HOME}", "'\"'\"'", "\r"]
 SHIPPED = ("local", "generic-slurm-gpu", "theta-like")
 # Flags that `mlscale launch` itself owns or rewrites.
-OWNED = ("--out", "--run-id", "--system", "--global-batch-size")
+OWNED = ("--out", "--run-id", "--resume", "--system", "--global-batch-size")
 
 
 def hostile_text(min_size: int = 1):
@@ -99,6 +99,8 @@ def test_hostile_values_reach_the_ranks_verbatim(
             str(sweep / "runs"),
             "--run-id",
             "n1-r1-rep0",
+            "--resume",
+            "auto",
         ]
         (launch,) = [c for c in calls if c["name"] not in ("python", "module", "scontrol")]
         wrapper = launch["argv"][len(LAUNCHER_ARGS[system_name]) :][:GPU_WRAPPER] if system.gpus_per_node else []
@@ -153,6 +155,8 @@ def test_hostile_paths_and_flags_through_the_command(tmp_path, bin_dir):
         str(sweep / "runs"),
         "--run-id",
         "n1-r1-rep0",
+        "--resume",
+        "auto",
     ]
     assert os.access(script, os.X_OK)
     shutil.rmtree(sweep)

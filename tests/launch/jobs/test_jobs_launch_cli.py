@@ -57,8 +57,8 @@ def test_theta_dry_run_prints_aprun_scripts_and_writes_nothing(tmp_path):
     for n in (1, 2, 4):
         assert f"#COBALT -n {n}\n" in out
         assert (
-            f"\naprun -n {n} -N 1 -cc depth -j 1 -d 64 {sys.executable} -m mlscale run cosmic-tagger --epochs 2 "
-            f"--system theta --out {tmp_path}/sweeps/" in out
+            f"\nmlscale_run aprun -n {n} -N 1 -cc depth -j 1 -d 64 {sys.executable} -m mlscale run cosmic-tagger "
+            f"--epochs 2 --system theta --out {tmp_path}/sweeps/" in out
         )
     for line in (
         "export KMP_AFFINITY=granularity=fine,verbose,compact",
@@ -74,14 +74,14 @@ def test_theta_dry_run_prints_aprun_scripts_and_writes_nothing(tmp_path):
 
 
 def _argv(points):
-    return {p.id: p.argv[2:-4] for p in points}  # between "run W" and "--out D --run-id I"
+    return {p.id: p.argv[2:-6] for p in points}  # between "run W" and "--out D --run-id I --resume auto"
 
 
 def test_weak_keeps_per_rank_batch_and_strong_fixes_the_global_batch():
     system = load_system("pearl-like")
     weak = plan_sweep(system, ["run", "w", "--batch-size", "8"], [], [1, 2, 4], None, "weak", 1, "R")
     assert _argv(weak) == {f"n1-r{r}-rep0": ["--batch-size", "8", "--system", "PEARL"] for r in (1, 2, 4)}
-    assert weak[0].argv[-4:] == ["--out", "R", "--run-id", "n1-r1-rep0"]
+    assert weak[0].argv[-6:] == ["--out", "R", "--run-id", "n1-r1-rep0", "--resume", "auto"]
 
     strong = plan_sweep(system, ["run", "w", "--batch-size=8"], [], [2, 4, 8], None, "strong", 2, "R")
     assert [p.id for p in strong][:3] == ["n1-r2-rep0", "n1-r2-rep1", "n1-r4-rep0"]
@@ -165,11 +165,13 @@ def test_the_run_flags_are_read_as_the_run_reads_them(workload):
     points = _plan(flags, scaling="strong", workload=workload)
     assert [p.global_batch_size for p in points] == [64, 64, 64]
     expected = ["--epochs", "2", "--no-amp", "--system", "X", "--global-batch-size", "64"]
-    assert [p.argv for p in points] == [["run", workload, *expected, "--out", "R", "--run-id", p.id] for p in points]
+    assert [p.argv for p in points] == [
+        ["run", workload, *expected, "--out", "R", "--run-id", p.id, "--resume", "auto"] for p in points
+    ]
 
     # Strong from a per-rank --batch-size, however spelled: batch x smallest ranks, divisible by all.
     (point,) = _plan(["--batch", "8"], scaling="strong", ranks=[2], workload=workload)
-    assert point.argv[2:-4] == ["--system", "PEARL", "--global-batch-size", "16"]
+    assert point.argv[2:-6] == ["--system", "PEARL", "--global-batch-size", "16"]
     message = _refusal(["--batch-s=8"], scaling="strong", ranks=[2, 3], workload=workload)
     assert "global batch 16 (--batch-size 8 times 2 ranks, the smallest point) does not divide by 3 ranks" in message
     # The rule is bench.batching's: its errors name the flag.

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
 from support.run import REPO, SWEEP_RUN, run_mlscale
-from support.slurm import LAUNCHER_PREFIXES, SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
+from support.slurm import LAUNCHER_PREFIXES, SlurmCluster, host_resolves, slurm_cluster  # noqa: F401 (fixture)
 
 from mlscale.launch.env import detect_environment
 from mlscale.launch.jobs.manifest import sweep_status
@@ -62,16 +61,6 @@ def test_real_slurm_variables_are_classified(slurm_cluster: SlurmCluster, tmp_pa
         assert found.job_id == batch["SLURM_JOB_ID"]
 
 
-def _host_resolves() -> bool:
-    """Whether this host's name resolves (the scripts' MASTER_ADDR is the first node's name);
-    some CI containers lack it in /etc/hosts, and the test then pins 127.0.0.1."""
-    try:
-        socket.gethostbyname(socket.gethostname())
-        return True
-    except OSError:
-        return False
-
-
 def _status(sweep: Path) -> dict[str, str]:
     return {s.point: s.state for s in sweep_status(sweep)}
 
@@ -85,7 +74,7 @@ def test_sweep_runs_on_real_slurm(slurm_cluster: SlurmCluster, tmp_path, monkeyp
         "name: onenode\nlabel: onenode-slurm\ndescription: the test's one-node SLURM\nscheduler: slurm\n"
         "launcher: srun\ncores_per_node: 2\ngpus_per_node: 0\ntime: '00:05:00'\ndirectives: [--hold]\n"
         # One thread per rank: two spinning OpenMP threads on a busy 2-core machine crawl.
-        "env: {OMP_NUM_THREADS: 1" + ("}\n" if _host_resolves() else ", MASTER_ADDR: 127.0.0.1}\n")
+        "env: {OMP_NUM_THREADS: 1" + ("}\n" if host_resolves() else ", MASTER_ADDR: 127.0.0.1}\n")
     )
 
     def launch(out: Path, *args: str) -> list[str]:

@@ -188,7 +188,19 @@ def test_script_runs_launcher_and_ranks_as_intended(tmp_path, name):
     assert [c["argv"] for c in calls if c["name"] == "module"] == case.setup_calls
     (launch,) = [c for c in calls if c["name"] == case.launcher]
     point = script.points[0]
-    rank_argv = ["-m", "mlscale", *RUN, "--system", system.label, "--out", str(sweep / "runs"), "--run-id", point.id]
+    rank_argv = [
+        "-m",
+        "mlscale",
+        *RUN,
+        "--system",
+        system.label,
+        "--out",
+        str(sweep / "runs"),
+        "--run-id",
+        point.id,
+        "--resume",
+        "auto",
+    ]
     if case.gpus:
         assert launch["argv"][: len(case.launcher_argv)] == case.launcher_argv
         assert launch["argv"][len(case.launcher_argv)] == "bash"  # the GPU-binding wrapper
@@ -241,7 +253,7 @@ def test_slurm_array_runs_only_its_point(tmp_path):
     }
     calls = execute(path, bin_dir, tmp_path / "calls.jsonl", env, cwd=tmp_path)
     (rank,) = [c for c in calls if c["name"] == "python"]
-    assert rank["argv"][-2:] == ["--run-id", "n2-r8-rep1"]
+    assert rank["argv"][-4:] == ["--run-id", "n2-r8-rep1", "--resume", "auto"]
     assert [c["argv"][:2] for c in calls if c["name"] == "srun"] == [["--nodes=2", "--ntasks=8"]]
 
     env["SLURM_ARRAY_TASK_ID"] = "7"
