@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return int(args._handler(args) or 0)
     except UserError as err:
-        print(f"mlscale: error: {err}", file=sys.stderr)
+        # One line, even when the message quotes a value holding a newline (--time $'a\nb').
+        print(f"mlscale: error: {err}".replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("mlscale: interrupted", file=sys.stderr)

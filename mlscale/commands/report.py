@@ -52,11 +52,15 @@ def _configure(parser: argparse.ArgumentParser):
 
 
 def report(args: argparse.Namespace) -> int:
+    from mlscale.bench.preflight import check_output_dir
     from mlscale.launch.jobs.manifest import sweep_status_report, without_empty_sweeps
     from mlscale.results.record import load_readable_records
     from mlscale.results.report import build
     from mlscale.results.sections import Section, Verbatim
 
+    for flag, folder in (("--out", args.out), ("--html", args.html)):
+        if folder:
+            check_output_dir(folder, flag)
     paths = without_empty_sweeps(args.runs)
     records, skipped = load_readable_records(paths) if paths else ([], [])
     for reason in skipped:  # the report goes on with the rest

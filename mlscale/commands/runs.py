@@ -46,6 +46,8 @@ def configure(parser: argparse.ArgumentParser):
 def run(args: argparse.Namespace) -> int:
     from mlscale.results import leftovers, store
 
+    if args.since is not None:
+        store.parse_since(args.since)  # a bad --since fails before the index is touched
     if args.clean_staging:
         for gone in leftovers.clean(args.root, args.older_than):
             print(f"removed {gone.path} ({gone.size / 1e6:.1f} MB, untouched for {gone.age_h:.1f} h)", file=sys.stderr)

@@ -63,7 +63,7 @@ def _env():
 
 def _check_header(path: Path, hdr: Path) -> None:
     """Catch what GDAL would accept silently or report obscurely: not an ENVI header, a data file
-    shorter than the header promises."""
+    of another size than the header describes, an unknown interleave."""
     try:
         text = hdr.read_text(errors="replace")
     except OSError as err:
@@ -88,11 +88,14 @@ def _check_header(path: Path, hdr: Path) -> None:
         raise UserError(f"{hdr}: bad ENVI header (data type {dtype}, {samples}x{lines}x{bands})")
     need = offset + samples * lines * bands * sizes[dtype]
     have = path.stat().st_size
-    if have < need:
+    if have != need:  # larger: a header narrower than its data would be read as a smaller, skewed image
         raise UserError(
-            f"{path}: data file has {have} bytes, its header needs {need} ({samples} samples x "
+            f"{path}: data file has {have} bytes, its header describes {need} ({samples} samples x "
             f"{lines} lines x {bands} bands)"
         )
+    interleave = fields.get("interleave", "bsq").lower()
+    if interleave not in ("bsq", "bil", "bip"):
+        raise UserError(f"{hdr}: bad ENVI header (interleave {interleave!r}; bsq, bil or bip)")
 
 
 def inspect_envi(path: str | os.PathLike, expect_bands: int | None = None) -> tuple[int, int, int]:

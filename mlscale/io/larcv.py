@@ -281,6 +281,9 @@ class LarcvFile:
                 f"{self._where(producer, 'voxels')}: voxel id {bad} out of range for a "
                 f"{shape[1]}x{shape[0]} (nx x ny) plane"
             )
+        if not np.isfinite(values).all():  # a NaN charge would train to a NaN loss, recorded as a success
+            bad = values[~np.isfinite(values)][0]
+            raise UserError(f"{self._where(producer, 'voxels')}: voxel value {bad} (values must be finite)")
         loaded = SparseEvents(counts[unique], ids, values, shape)
         if len(unique) == len(entries) and np.array_equal(unique, entries):
             return loaded

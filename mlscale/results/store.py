@@ -310,7 +310,7 @@ def query(
         params.extend(ranks)
     if since is not None:
         where.append("started_at >= ?")
-        params.append(_parse_since(since))
+        params.append(parse_since(since))
     sql = f"SELECT run_dir, {', '.join(COLUMNS)} FROM runs"
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -337,7 +337,7 @@ def load_indexed_records(root: str | os.PathLike, **filters: Any) -> list[dict]:
     return records
 
 
-def _parse_since(text: str) -> str:
+def parse_since(text: str) -> str:
     """ISO date or date-time -> the UTC ISO string records are compared with."""
     try:
         datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -8,7 +8,8 @@ unchanged folder.
 
 Adding a workload: its flags' ranges (`opt(..., at_least=, at_most=)`) and the run options are
 covered by `flag_cases()` without a line here; add its data format's broken files (missing,
-empty, truncated, wrong format, wrong dataset names, NaN, out-of-range ids) to `DATA_CASES`.
+empty, truncated, wrong format, wrong dataset names, NaN, out-of-range ids) to `DATA_CASES`
+(data_cases.py).
 """
 
 from __future__ import annotations
@@ -177,13 +178,77 @@ COMMAND_CASES = [
     case("data-unknown-workload", "data", "resnet", "--out", "{d}/data", words=("unknown workload", "resnet")),
     case("run-unknown-backend", "run", "synthetic", "--out", "{d}/out", "--backend", "nccl2", words="nccl2"),
     case("run-unknown-device", "run", "synthetic", "--out", "{d}/out", "--device", "tpu", words="--device"),
+    case("info-unknown-workload", "info", "--workload", "resnet", words=("unknown workload", "resnet")),
+    case(
+        "matrix-unknown-switch",
+        "matrix",
+        "--switches",
+        "turbo",
+        "--dry-run",
+        "--",
+        "run",
+        "synthetic",
+        words=("--switches", "turbo"),
+    ),
+    case(
+        "matrix-ranks-0",
+        "matrix",
+        "--ranks",
+        "0",
+        "--dry-run",
+        "--",
+        "run",
+        "synthetic",
+        words=("--ranks", "at least 1"),
+    ),
+    case(
+        "matrix-bad-combinations", "matrix", "--combinations", "some", "--", "run", "synthetic", words="--combinations"
+    ),
 ]
 
+# -- mlscale launch: system descriptions and the fields that reach a job script -----------------------
 
-# -- data formats: the broken forms of each workload's files --------------------------------------
-
-DATA_CASES: list[Case] = []
+SYSTEM = "name: x\ndescription: d\nscheduler: slurm\nlauncher: srun\ncores_per_node: 4\ngpus_per_node: 0\n"
+LAUNCH = ("launch", "--nodes", "1", "--out", "{d}/sweep", "--dry-run")
+RUN = ("--", "run", "synthetic", "--epochs", "1")
+# Values a job directive (#SBATCH --account=...) must never carry: the script would run them.
+HOSTILE = {"semicolon": "x;rm -rf ~", "subshell": "$(touch pwned)", "backticks": "`id`", "newline": "a\nb",
+           "space": "a b", "quote": "q'uote"}  # fmt: skip
+SYSTEM_CASES = [
+    case("launch-system-unknown", *LAUNCH, "--system", "nosuch", *RUN, words=("--system nosuch", "no such system")),
+    case("launch-system-missing-file", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml",)),
+    case("launch-system-not-yaml", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "not valid YAML"),
+         setup=write("sys.yaml", "name: [x\n")),
+    case("launch-system-a-list", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "mapping"),
+         setup=write("sys.yaml", "- a\n- b\n")),
+    case("launch-system-missing-keys", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "missing"),
+         setup=write("sys.yaml", "name: x\n")),
+    case("launch-system-wrong-type", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "gpus_per_node"),
+         setup=write("sys.yaml", SYSTEM.replace("gpus_per_node: 0", "gpus_per_node: many"))),
+    case("launch-system-negative", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "cores_per_node"),
+         setup=write("sys.yaml", SYSTEM.replace("cores_per_node: 4", "cores_per_node: -4"))),
+    case("launch-system-unknown-key", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "colour"),
+         setup=write("sys.yaml", SYSTEM + "colour: red\n")),
+    case("launch-system-unknown-scheduler", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml", "pbs-pro-x"),
+         setup=write("sys.yaml", SYSTEM.replace("scheduler: slurm", "scheduler: pbs-pro-x"))),
+    case("launch-system-binary", *LAUNCH, "--system", "{d}/sys.yaml", *RUN, words=("sys.yaml",),
+         setup=write("sys.yaml", b"\xff\xfe\x00\x01")),
+    case("launch-nodes-0", "launch", "--system", "local", "--nodes", "0", "--dry-run", *RUN, words="--nodes 0"),
+    case("launch-repeats-0", *LAUNCH, "--system", "local", "--repeats", "0", *RUN, words="--repeats 0"),
+    case("launch-no-run", *LAUNCH, "--system", "local", words="nothing after --"),
+    case("launch-no-nodes", "launch", "--system", "local", "--dry-run", *RUN, words=("--nodes",)),
+    case("launch-bad-run-flag", *LAUNCH, "--system", "local", *RUN, "--epohcs", "2", words="--epohcs"),
+    case("launch-owned-flag", *LAUNCH, "--system", "local", *RUN, "--out", "x", words="--out"),
+    *[
+        case(f"launch-{flag}-{how}", *LAUNCH, "--system", "generic-slurm-gpu", f"--{flag}", value, *RUN,
+             words=(f"--{flag}", "expected [D-]HH:MM:SS" if flag == "time" else "job directive"))
+        for flag in ("account", "partition", "qos", "time")
+        for how, value in HOSTILE.items()
+    ],
+]  # fmt: skip
 
 
 def all_cases() -> list[Case]:
-    return [*flag_cases(), *COMMAND_CASES, *DATA_CASES]
+    from badinput.data_cases import DATA_CASES  # the broken forms of each workload's files, records, stores
+
+    return [*flag_cases(), *COMMAND_CASES, *SYSTEM_CASES, *DATA_CASES]

@@ -101,5 +101,5 @@ def test_bad_inputs_name_the_file(shared_data, tmp_path):
     short.mkdir()
     shutil.copy(tmp_path / REAL_HDR, short / REAL_HDR)  # header says 20 lines, file holds 10
     (short / img.name).write_bytes(img.read_bytes()[: len(img.read_bytes()) // 2])
-    with pytest.raises(UserError, match=r"data file has \d+ bytes, its header needs"):
+    with pytest.raises(UserError, match=r"data file has \d+ bytes, its header describes"):
         read_envi(short / img.name)

@@ -85,8 +85,10 @@ def cloud_mask(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace, comm) -> tuple[dict, str]:
+    from mlscale.bench.preflight import check_output_dir
     from mlscale.workloads.cloud_mask.convert import convert
 
+    check_output_dir(args.out_dir, "OUT_DIR")
     stage, _ = convert(args.sen3_dir, args.out_dir, comm, progress=args.progress)
     if comm.rank != 0:
         return stage, ""

@@ -78,7 +78,8 @@ def read_matchups(path: Path) -> pd.DataFrame:
     try:
         table = pd.read_hdf(path)
     except Exception as err:  # PyTables raises many kinds for a file that is not its own
-        raise UserError(f"{path}: not a pandas HDF match-up table ({type(err).__name__}: {err})") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""  # PyTables adds HDF5's back trace
+        raise UserError(f"{path}: not a pandas HDF match-up table ({type(err).__name__}: {first})") from None
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise UserError(f"{path}: match-up table lacks column(s) {', '.join(missing)}")

@@ -100,7 +100,10 @@ class TileDataset(torch.utils.data.Dataset):
         if self._h5 is None:  # opened per process (DataLoader workers fork)
             self._h5 = h5py.File(self.path, "r")
         j = int(self.indices[i])
-        tile = standardise(self._h5[self.split]["ch4"][j, self.window, self.window], self.preset)
+        raw = self._h5[self.split]["ch4"][j, self.window, self.window]
+        if not np.isfinite(raw).all():  # one NaN tile turns the loss NaN for good, and the run still ends "ok"
+            raise UserError(f"{self.path}: {self.split}/ch4 tile {j} holds NaN or infinite values")
+        tile = standardise(raw, self.preset)
         if self.augment:
             tile = np.rot90(tile, int(self.rng.integers(4)))
             if self.rng.random() < 0.5:

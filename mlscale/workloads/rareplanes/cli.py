@@ -39,16 +39,28 @@ def _configure(parser: argparse.ArgumentParser):
 
 
 def rareplanes(args: argparse.Namespace) -> int:
+    import shutil
     from pathlib import Path
 
+    from mlscale.bench.preflight import check_output_dir
+    from mlscale.errors import UserError
     from mlscale.launch.comm import create_communicator
     from mlscale.launch.env import detect_environment
     from mlscale.workloads.rareplanes.tiling import tile_directory
 
+    if args.tile_size < 1:
+        raise UserError(f"--tile-size must be at least 1, got {args.tile_size}")
+    check_output_dir(args.out, "OUT_DIR")
+    out = Path(args.out)
+    created = not out.exists()
     env = detect_environment()
     comm = create_communicator("mpi" if env.size > 1 else "single", env)
     try:
-        done = tile_directory(Path(args.raw), Path(args.out), args.tile_size, comm)
+        done = tile_directory(Path(args.raw), out, args.tile_size, comm)
+    except BaseException:
+        if created:  # nothing half-written: OUT_DIR did not exist before
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     finally:
         comm.close()
     if comm.rank == 0:
