@@ -16,7 +16,7 @@ original's semantics) the tuple holds one [B, C, H, W] tensor per plane and ever
 shared module runs on each plane in turn, so batch norm takes its statistics per
 plane. With pooled, the planes travel stacked in one [P*B, C, H, W] tensor (plane
 slowest): one call per layer for all planes, batch-norm statistics pooled over the
-planes. On CPU per-plane is also the faster layout: a stacked activation is three
+planes. On CPU per-plane also spares memory traffic: a stacked activation is three
 times larger and lands above glibc's mmap threshold, so every one is served by
 fresh, page-faulting memory (benchmarks/cosmic_vs_original.py).
 """
