@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from support.jobs import BackgroundJob
 from support.run import TINY_SYNTHETIC, child_env, mlscale_cmd
+from support.slurm import SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
 
 BACKENDS = ("ddp", "mpi")
 # Horovod is built from source (`make horovod`); where it is missing its cases skip with the reason.
@@ -131,4 +132,33 @@ def test_under_torchrun_a_failing_rank_is_recorded_and_ends_the_job(tmp_path):
     assert proc.returncode != 0 and took < PROMPT_S, (took, proc.stderr[-3000:])
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     assert record["status"] == "failed" and record["launcher"] == "torchrun"
+    assert record["error"].startswith("rank 1 on host ") and "error injected on rank 1" in record["error"]
+
+
+SRUN_JOB = """#!/bin/bash
+#SBATCH --ntasks=2
+#SBATCH --output={out}/job.out
+export MLSCALE_TEST_FAIL_AT=1:epoch2
+srun -n 2 {python} -m mlscale run synthetic {run}
+code=$?
+echo "srun exited $code"
+exit $code
+"""
+
+
+def test_under_srun_a_failing_rank_is_recorded_and_ends_the_job(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+    """The project's one-node SLURM: srun leaves the other task running when one exits (no
+    --kill-on-bad-exit), so it is rank 0's watchdog, told of the error, that records it and ends the step."""
+    runs = tmp_path / "runs"
+    run = " ".join([*TINY_SYNTHETIC, "--out", str(runs), "--run-id", "r"])
+    script = tmp_path / "job.sh"
+    script.write_text(SRUN_JOB.format(out=tmp_path, python=sys.executable, run=run))
+    t0 = time.monotonic()
+    proc = slurm_cluster.run("sbatch", "--wait", str(script), cwd=tmp_path, timeout=300, check=False,
+                             env=child_env())  # fmt: skip
+    took = time.monotonic() - t0
+    output = (tmp_path / "job.out").read_text(errors="replace")
+    assert proc.returncode != 0 and "srun exited 0" not in output and took < 120, (took, output[-3000:])
+    record = json.loads((runs / "r" / "record.json").read_text())
+    assert record["status"] == "failed" and record["launcher"] == "srun"
     assert record["error"].startswith("rank 1 on host ") and "error injected on rank 1" in record["error"]
