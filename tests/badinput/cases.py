@@ -142,10 +142,13 @@ def config_flag_cases(prefix: tuple[str, ...], config: type, id: str) -> list[Ca
 
 
 def flag_cases() -> list[Case]:
+    from mlscale.bench.config import RunConfig
     from mlscale.bench.workload import get_workload, workload_names
 
     names = workload_names()
     cases = run_flag_cases(names)
+    # Every numeric run option, from its declaration (new ones are covered as they are added).
+    cases += config_flag_cases(("run", "synthetic", "--out", "{d}/out"), RunConfig, "run-options")
     for w in names:
         cls = get_workload(w)
         cases += config_flag_cases(("run", w, "--out", "{d}/out"), cls.Config, f"run-{w}")
@@ -248,7 +251,18 @@ SYSTEM_CASES = [
 ]  # fmt: skip
 
 
+# The same checks from a new `python -m mlscale` rather than a fork: the fork changes nothing a user sees.
+FRESH = [
+    case("fresh-run-lr-nan", "run", "synthetic", "--out", "{d}/out", "--lr", "nan", words=("--lr", "finite"),
+         fresh=True),
+    case("fresh-run-out-is-file", "run", "example", "--out", "{d}/results", words=("--out", "is a file"),
+         setup=write("results", "x"), fresh=True),
+    case("fresh-data-out-is-file", "data", "cosmic-tagger", "--out", "{d}/data", words=("--out", "is a file"),
+         setup=write("data", "x"), fresh=True),
+]  # fmt: skip
+
+
 def all_cases() -> list[Case]:
     from badinput.data_cases import DATA_CASES  # the broken forms of each workload's files, records, stores
 
-    return [*flag_cases(), *COMMAND_CASES, *SYSTEM_CASES, *DATA_CASES]
+    return [*flag_cases(), *COMMAND_CASES, *SYSTEM_CASES, *FRESH, *DATA_CASES]
