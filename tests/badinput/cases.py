@@ -33,6 +33,7 @@ class Case:
     fresh: bool = False  # a new `python -m mlscale` instead of a fork of the warmed-up test process
     timeout: float = 120
     env: dict = field(default_factory=dict)
+    flaky: str = ""  # why the case may fail now and then (a known race, not yet fixed): xfail, not strict
 
 
 def case(id: str, *argv: str, words: tuple[str, ...] | str = (), setup: Setup | None = None, **kw) -> Case:

@@ -17,6 +17,10 @@ def _warm():
     warm_up()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.flaky, strict=False)] if c.flaky else [])
+          for c in CASES]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", PARAMS)
 def test_bad_input(case, tmp_path):
     check_case(case, tmp_path / "case")
