@@ -463,7 +463,7 @@ MPI = [
          ranks=2, timeout=120,
          flaky="a race in the watchdog (mlscale.bench.watchdog): the peer of a rank that calls MPI_Abort after a "
                "user error may print a second line, 'rank 0 ... died (its heartbeat connection closed)', before "
-               "the abort reaches it (seen in most runs since the watchdog landed)"),
+               "the abort reaches it (2 of 4 runs here)"),
 ]  # fmt: skip
 
 DATA_CASES: list[Case] = [*COSMIC, *PLUME, *CLOUD, *RARE, *FLOW, *RECORDS, *MPI]
