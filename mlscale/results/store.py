@@ -93,6 +93,7 @@ def write_lock(root: str | os.PathLike) -> Iterator[None]:
     ever. SQLite's own locks cannot say who holds them."""
     path = Path(root) / LOCK
     limit = wait_limit_s()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         start, said = time.monotonic(), False

@@ -440,7 +440,7 @@ RECORDS += [
          setup=both(_run(), write("res/index.sqlite", "this is not sqlite" * 100))),
     case("runs-no-such-root", "runs", "{d}/nope", words=("nope",)),
     case("runs-bad-since", "runs", "{d}/res", "--since", "yesterday", words=("--since",), setup=_run()),
-    case("runs-only-unreadable", "runs", "{d}/res", "--older-than", "-1", words=("--older-than",), setup=_run()),
+    case("runs-older-than-negative", "runs", "{d}/res", "--older-than", "-1", words=("--older-than",), setup=_run()),
     case("compare-reference-missing", "compare", "{d}/res", "--reference", "{d}/ref.yaml", words=("ref.yaml",),
          setup=_run()),
     case("compare-reference-garbage", "compare", "{d}/res", "--reference", "{d}/ref.yaml", words=("ref.yaml",),
