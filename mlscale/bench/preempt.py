@@ -2,9 +2,10 @@
 
 A scheduler warns a job before it kills it: SLURM sends the signal named by `--signal` ahead of the
 time limit (SIGUSR1 in mlscale's job scripts) and SIGTERM on preemption; PBS sends SIGTERM, then
-SIGKILL after its kill_delay. The handler only sets a flag. At each training step boundary the ranks
-take the maximum of their flags (one tiny allreduce), so all of them stop after the same step and
-none is left waiting inside a collective. The runner then writes a checkpoint and a record with
+SIGKILL after its kill_delay. The handler only sets a flag. At training step boundaries (every step
+with one rank; with several, about every CHECK_SECONDS of steps) the ranks take the maximum of their
+flags (one tiny allreduce), so all of them stop after the same step and none is left waiting inside
+a collective. The runner then writes a checkpoint and a record with
 status "preempted" and exits with EX_PREEMPTED, which the job scripts requeue on.
 
 `TrainControl` is what the train loop asks "stop now?" and, on a resumed run, where to continue.
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from mlscale.bench.stats import Accumulator
 from mlscale.errors import UserError
 from mlscale.launch.comm import Communicator
@@ -29,6 +32,11 @@ EX_PREEMPTED = 75  # EX_TEMPFAIL of sysexits.h: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 # Tests: "RANK:STEP[:SIGNAL]" makes rank RANK signal itself once STEP training steps are done.
 TEST_SIGNAL_ENV = "MLSCALE_TEST_SIGNAL_AT"
+# The ranks compare their flags about this often (seconds of steps), at least every MAX_CHECK_EVERY steps:
+# a stop comes at most this much later, and the allreduce costs a share of the steps of about
+# (its latency) / CHECK_SECONDS (benchmarks/preempt_latency.py).
+CHECK_SECONDS = 0.25
+MAX_CHECK_EVERY = 1000
 
 
 class Preempted(Exception):
@@ -108,6 +116,10 @@ class TrainControl:
     epoch_start_state: Any = None  # the engine's RNG and loader state when this epoch's pass began
     restored_samples: int = 0  # samples of the current epoch done in earlier segments
     engine: Any = None  # set by start_epoch: restores RNG and loader states
+    check_every: int = 1  # steps between two comparisons of the ranks' flags (stop_now)
+    every_step: bool = False  # compare at every step (the same on every rank: the tests' exact stops)
+    _countdown: int = 0
+    _last_check: float | None = None
 
     @property
     def first_epoch(self) -> int:
@@ -152,9 +164,26 @@ class TrainControl:
         return acc
 
     def stop_now(self) -> bool:
-        """Collective: True on every rank when any rank got a signal; call it at every step boundary."""
-        local = 1.0 if self.flag.signum is not None else 0.0
-        agreed = local if self.comm.size == 1 else self.comm.allreduce(local, "max")
+        """Collective: True on every rank when any rank got a signal; call it at every step boundary.
+
+        With several ranks, the flags are compared (one allreduce) only every `check_every` steps, so
+        that the collective costs a small share of the steps: the same allreduce gives every rank the
+        slowest rank's seconds per step since the last comparison, from which each computes the same
+        next interval, about CHECK_SECONDS long. One rank looks at its flag at every step."""
+        if self.comm.size == 1:
+            agreed = self.flag.signum is not None
+        else:
+            self._countdown -= 1
+            if self._countdown > 0:
+                return False
+            now = time.monotonic()
+            per_step = (now - self._last_check) / self.check_every if self._last_check is not None else 0.0
+            local = np.array([1.0 if self.flag.signum is not None else 0.0, per_step])
+            flag, slowest = self.comm.allreduce(local, "max")
+            agreed = flag > 0
+            if slowest > 0 and not self.every_step:
+                self.check_every = max(1, min(MAX_CHECK_EVERY, int(CHECK_SECONDS / slowest)))
+            self._countdown, self._last_check = self.check_every, now
         if agreed and not self.stopped:
             self.stopped, self.stopped_at = True, time.monotonic()
         return bool(agreed)

@@ -139,7 +139,8 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
 
     gc_policy = GcPolicy(run.gc)
     flag = StopFlag()
-    control = TrainControl(comm, flag, test_signal=parse_test_signal(os.environ.get(TEST_SIGNAL_ENV), comm.rank))
+    hook = os.environ.get(TEST_SIGNAL_ENV)  # set alike on every rank: all of them then compare at every step
+    control = TrainControl(comm, flag, test_signal=parse_test_signal(hook, comm.rank), every_step=bool(hook))
     try:
         with flag.installed():  # SIGTERM/SIGUSR1 stop training at a step boundary (bench.preempt)
             result = _execute(engine, lr, observers, state, gc_policy, control)
