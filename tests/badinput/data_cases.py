@@ -7,6 +7,7 @@ folder and breaks it there.
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
 import subprocess
@@ -65,7 +66,9 @@ def _mlscale(*argv: str) -> None:
 def generated(workload: str) -> Path:
     """A small, good data set of `workload`, written once per session by `mlscale data`."""
     if workload not in _built:
-        out = Path(tempfile.mkdtemp(prefix=f"mlscale-badinput-{workload}-")) / "data"
+        folder = tempfile.mkdtemp(prefix=f"mlscale-badinput-{workload}-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # the session's, not left in /tmp
+        out = Path(folder) / "data"
         _mlscale("data", workload, "--out", str(out), *GENERATE[workload])
         if workload == "cloud-mask":  # the run reads converted products
             _mlscale("cloud-mask", "convert", str(out / "products"), str(out / "converted"))
