@@ -21,7 +21,8 @@ Hooks the runner calls, in order:
   `eval_end(split)`, which is *collective*: every rank calls it at the same point, so it
   may gather or reduce (a confusion matrix, COCO AP, Kendall's tau, a best-F1 threshold);
 - `checkpoint_meta()` when `--save-weights` writes, `check_checkpoint(meta, path)` when
-  `--weights` reads.
+  `--weights` reads; `train_state()` / `load_train_state(state)` for a preempted run's checkpoint
+  and its resumption (a schedule or other training state the workload keeps itself).
 """
 
 from __future__ import annotations
@@ -196,6 +197,14 @@ class Workload(Registered):
         """Facts saved beside the weights by `--save-weights` (e.g. a decision threshold);
         with none, the file is a plain state_dict."""
         return {}
+
+    def train_state(self) -> Any:
+        """Training state the workload keeps itself (a schedule, the best weights so far), for the
+        checkpoint of a preempted run: tensors and plain values only. None: it keeps none."""
+        return None
+
+    def load_train_state(self, state: Any) -> None:
+        """Restore `train_state()`'s value when a run resumes (after the model and optimizer are built)."""
 
     def check_checkpoint(self, meta: dict, path: str) -> None:
         """Before `--weights PATH` is loaded: refuse, with a UserError, metadata that does not

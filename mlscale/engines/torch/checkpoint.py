@@ -1,6 +1,7 @@
 """Training checkpoints of the torch engine: what a preempted run needs to continue bit for bit.
 
-    checkpoint/model.pt   rank 0's model (unwrapped), optimizer and AMP GradScaler state_dicts
+    checkpoint/model.pt   rank 0's model (unwrapped), optimizer and AMP GradScaler state_dicts, and the
+                          workload's own training state (`Workload.train_state`)
     checkpoint/ranks.pt   per rank: RNG states, the train loader's state at the start of the
                           epoch's pass, the test loader's state, the epoch's partial sums
 
@@ -84,12 +85,13 @@ def set_data_state(data: Any, state: dict[str, Any]) -> None:
             parts[path].set_state(value)
 
 
-def save(directory: Path, model: torch.nn.Module, optimizer, scaler, rank_states: list) -> None:
+def save(directory: Path, model: torch.nn.Module, optimizer, scaler, workload_state, rank_states: list) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     model_state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
+        "workload": workload_state,
     }
     for name, obj in ((MODEL, model_state), (RANKS, rank_states)):
         with atomic_path(directory / name) as tmp:
@@ -105,10 +107,12 @@ def _read(path: Path) -> Any:
         raise UserError(f"{path}: --resume: not a readable checkpoint ({type(err).__name__})") from None
 
 
-def load(directory: Path, model: torch.nn.Module, optimizer, scaler) -> list:
+def load(directory: Path, model: torch.nn.Module, optimizer, scaler, workload) -> list:
     state = _read(directory / MODEL)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
+    if state.get("workload") is not None:
+        workload.load_train_state(state["workload"])
     return _read(directory / RANKS)

@@ -86,8 +86,9 @@ class TorchEngine(Engine):
 
     def save_checkpoint(self, directory: Path, rank_states: list) -> None:
         t = self.trainer
-        checkpoint.save(directory, self.bare_model, t.optimizer, t.precision.scaler, rank_states)
+        checkpoint.save(directory, self.bare_model, t.optimizer, t.precision.scaler, self.workload.train_state(),
+                        rank_states)  # fmt: skip
 
     def load_checkpoint(self, directory: Path) -> list:
         t = self.trainer
-        return checkpoint.load(directory, self.bare_model, t.optimizer, t.precision.scaler)
+        return checkpoint.load(directory, self.bare_model, t.optimizer, t.precision.scaler, self.workload)

@@ -40,6 +40,16 @@ class Schedule:
         if unfreeze_after > 0:
             self.backbone.update(lr=0.0, momentum=0.0)
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs (the parameter groups' rates and momentum are the optimizer's)."""
+        keep = ("epoch", "best_loss", "best_epoch", "best_state", "best_figures")
+        return {"plateau": self.plateau.state_dict(), **{k: getattr(self, k) for k in keep}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.plateau.load_state_dict(state.pop("plateau"))
+        for key, value in state.items():
+            setattr(self, key, value)
+
     @property
     def frozen(self) -> bool:
         return self.epoch < self.unfreeze_after

@@ -209,6 +209,12 @@ class FlowRank(Workload):
         return facts
 
     # -- checkpoints ---------------------------------------------------------
+    def train_state(self):
+        return self._schedule.state_dict() if self._schedule is not None else None
+
+    def load_train_state(self, state) -> None:
+        self._schedule.load_state_dict(state)
+
     def checkpoint_meta(self) -> dict:
         """The normalisation and sizes the weights need, and which epoch they are from."""
         meta = {"format": CHECKPOINT_FORMAT, "backbone": self.config.backbone}
