@@ -165,16 +165,22 @@ def run_benchmark(workload_cls: type[Workload], wconfig: Any, run: RunConfig) ->
         gc_policy.end()  # after the observers' run_end: the gc observer stops counting first
 
     path = _finish(workload, lr, state, result, observers)
+    _close(state, flag if result["preemption"] else None)
+    if result["preemption"]:
+        raise Preempted(path)
+    return path
+
+
+def _close(state: _Run, stopped_by: StopFlag | None) -> None:
+    """Every rank, at the end of a run that did not fail: stop the watchdog, close the communicator."""
+    comm, log = state.ctx.comm, state.ctx.log
     comm.barrier()
     if state.watchdog is not None:
         abort.set_reporter(None)
         state.watchdog.stop()
     comm.close()
-    if result["preemption"]:
-        if flag.received_at is not None:
-            log.info("exiting %.2fs after %s", time.monotonic() - flag.received_at, flag.name)
-        raise Preempted(path)
-    return path
+    if stopped_by is not None and stopped_by.received_at is not None:
+        log.info("exiting %.2fs after %s", time.monotonic() - stopped_by.received_at, stopped_by.name)
 
 
 def _execute(engine: Engine, lr: float, observers: list[RunObserver], state: _Run, gc_policy: GcPolicy,
