@@ -43,4 +43,5 @@ class JobFailure:
             self.record(message, say=True)
         elif self.rank == 0:  # a user error on another rank, which said it: no record, as with one rank
             remove_tree(self._staging)
+        # (not rank 0 and no record: rank 0 announced that it ends the job and says why; end quietly)
         abort_job(code)

@@ -10,7 +10,8 @@ rank keeps one TCP connection to rank 0 and both ends send a line every second f
 
 Rank 0 names the rank and its host to `on_failure` (the runner writes the failed record, says it in one
 line and ends the job); the other ranks end the job themselves when rank 0 dies or falls silent.
-Messages are JSON lines: hello (rank, host), beat, fail (error, code, record), bye.
+Messages are JSON lines: hello (rank, host), beat, fail (error, code, record), end (code: rank 0 is
+ending the job, so its closed connection is no death to report), bye.
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ class _Link:
     host: str = "?"
     last: float = field(default_factory=time.monotonic)
     said_bye: bool = False
+    ending: int | None = None  # the exit status rank 0 announced it ends the job with
     pending: bytes = b""
+    lock: threading.Lock = field(default_factory=threading.Lock)  # the run's thread sends too (`end`)
 
     def send(self, message: dict) -> bool:
         """Send without blocking (a stopped peer must not stop the sender); False when the peer is gone."""
         try:
-            self.sock.send(json.dumps(message).encode() + b"\n", socket.MSG_DONTWAIT)
+            with self.lock:
+                self.sock.send(json.dumps(message).encode() + b"\n", socket.MSG_DONTWAIT)
         except BlockingIOError:
             pass  # its buffer is full: it has stopped reading, which the silence check will tell
         except OSError:
@@ -79,6 +83,7 @@ class Watchdog:
         self._failing = threading.Event()  # this rank reported its own error; the end is expected
         self._listener: socket.socket | None = None
         self._root: _Link | None = None
+        self._links: dict[int, _Link] = {}  # rank 0: its peers, by rank
         self._thread: threading.Thread | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -110,17 +115,27 @@ class Watchdog:
     # -- failures -------------------------------------------------------------------------------
     def report_failure(self, error: str, code: int, record: bool, grace_s: float) -> None:
         """A non-zero rank failed: tell rank 0 (which records it and ends the job), then wait for that
-        end at most `grace_s` seconds."""
-        if self.rank == 0 or self._root is None or self._stopping.is_set():
+        end at most `grace_s` seconds. Rank 0 failed: tell the others it is ending the job."""
+        if self.rank == 0:
+            self._announce_end(code)
+            return
+        if self._root is None or self._stopping.is_set():
             return
         self._failing.set()
         if self._root.send({"t": "fail", "error": error, "code": code, "record": record}):
             self.tripped.wait(grace_s)
 
+    def _announce_end(self, code: int) -> None:
+        """Rank 0: the peers are about to lose it; they end quietly rather than report its death."""
+        for link in list(self._links.values()):
+            link.send({"t": "end", "code": code})
+
     def _trip(self, message: str, code: int = 1, record: bool = True) -> None:
         self.tripped.set()
         if self._failing.is_set():
             return  # this rank's own error is being reported; rank 0 closing is the expected end
+        if self.rank == 0:
+            self._announce_end(code)
         assert self.on_failure is not None
         self.on_failure(message, code, record)
 
@@ -134,7 +149,7 @@ class Watchdog:
         selector = selectors.DefaultSelector()
         self._listener.setblocking(False)
         selector.register(self._listener, selectors.EVENT_READ, None)
-        links: dict[int, _Link] = {}
+        links = self._links
         next_beat = previous = 0.0
         while not self.tripped.is_set():
             for key, _ in selector.select(timeout=BEAT_S / 4):
@@ -198,10 +213,15 @@ class Watchdog:
             if selector.select(timeout=BEAT_S / 4):
                 messages = root.receive()
                 if messages is None:
-                    if not root.said_bye and not self._stopping.is_set():
+                    if root.ending is not None and self.on_failure is not None:
+                        self.tripped.set()
+                        self.on_failure("", root.ending, False)  # rank 0 said why; end quietly
+                    elif not root.said_bye and not self._stopping.is_set():
                         self._trip(f"{root.name()} died (its heartbeat connection closed); ending the job")
                     break
-                root.said_bye = root.said_bye or any(msg["t"] == "bye" for msg in messages)
+                for msg in messages:
+                    root.said_bye = root.said_bye or msg["t"] == "bye"
+                    root.ending = msg["code"] if msg["t"] == "end" else root.ending
             now = time.monotonic()
             if self._stopping.is_set():
                 root.send({"t": "bye"})

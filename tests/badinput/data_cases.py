@@ -464,9 +464,8 @@ MPI = [
     case("mpirun-voxel-id-out-of-range-on-one-rank", *CT, "--data", "{d}/ct.h5", "--backend", "mpi",
          words=("voxel id", "out of range"), setup=both(REAL_CT, h5_edit("ct.h5", _voxel("id", 1280 * 2048 + 5))),
          ranks=2, timeout=120,
-         flaky="a race in the watchdog (mlscale.bench.watchdog): the peer of a rank that calls MPI_Abort after a "
-               "user error may print a second line, 'rank 0 ... died (its heartbeat connection closed)', before "
-               "the abort reaches it (2 of 4 runs here)"),
+         flaky="the watchdog's second line ('rank 0 ... died') is gone since rank 0 announces the end (13 of 14 "
+               "runs passed); the one failure seen was not captured: kept non-strict until it is understood"),
 ]  # fmt: skip
 
 DATA_CASES: list[Case] = [*COSMIC, *PLUME, *CLOUD, *RARE, *FLOW, *RECORDS, *MPI]

@@ -75,13 +75,15 @@ def test_user_error_on_rank_1_alone_ends_the_job(tmp_path, backend):
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("rank", [0, 1])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_user_error_mid_training_on_rank_1_leaves_one_line_and_nothing_written(tmp_path, backend):
-    """Bad data found by one rank's loader: rank 1 says it, rank 0 removes its staging, no record (as
-    with one rank), exit status 2."""
-    proc, took = _job(tmp_path, backend=backend, fail_at="1:epoch2/user")
+def test_user_error_mid_training_on_one_rank_leaves_one_line_and_nothing_written(tmp_path, backend, rank):
+    """Bad data found by one rank's loader: that rank says it, rank 0 removes its staging, no record (as
+    with one rank), exit status 2; the other rank's watchdog, told the job is ending, says nothing."""
+    proc, took = _job(tmp_path, backend=backend, fail_at=f"{rank}:epoch2/user")
     assert proc.returncode == 2 and took < PROMPT_S, (took, proc.stderr[-3000:])
-    assert proc.stderr.count("user error injected on rank 1") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("mlscale: error:") == 1, proc.stderr[-3000:]
+    assert f"user error injected on rank {rank}" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
