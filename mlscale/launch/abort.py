@@ -3,17 +3,23 @@
 A rank that fails and simply returns would block in `MPI_Finalize` (or leave its peers waiting in a
 collective) until a backend timeout, minutes later. `abort_job` ends the job instead: with MPI
 initialised (mpirun, srun with mpi4py) `MPI_Abort` kills every rank; otherwise the process exits at
-once and the launcher (torchrun's elastic agent, mpirun, srun) tears the peers down, and the peers'
-watchdogs (`mlscale.bench.watchdog`) see the closed connection and abort too.
+once and the launcher (torchrun's elastic agent, mpirun) tears the peers down, and the peers'
+watchdogs (`mlscale.bench.watchdog`) see the closed connection and abort too. srun is the exception:
+without `--kill-on-bad-exit` it waits for every task, and a stopped one never ends, so under srun the
+step is cancelled first (SIGKILL reaches stopped tasks too).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
+
+from mlscale.launch.env import detect_launcher
 
 # report(error, exit status, write a failed record?): tells rank 0 of this rank's error (the watchdog's)
 Reporter = Callable[[str, int, bool], None]
@@ -71,4 +77,18 @@ def abort_job(code: int) -> NoReturn:
     mpi = _mpi_running()
     if mpi is not None:
         mpi.COMM_WORLD.Abort(code)
+    _cancel_slurm_step()
     os._exit(code)
+
+
+def _cancel_slurm_step() -> None:
+    """Under srun, kill every task of this job step (this one included) when there are others."""
+    job, step = os.environ.get("SLURM_JOB_ID"), os.environ.get("SLURM_STEP_ID")
+    scancel = shutil.which("scancel")
+    if not (multi_rank() and job and step and scancel) or detect_launcher().name != "srun":
+        return
+    try:
+        subprocess.run([scancel, "--quiet", "--signal=KILL", f"{job}.{step}"], timeout=10, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        pass  # the launcher's own teardown is then all there is

@@ -174,3 +174,58 @@ def test_under_srun_a_failing_rank_is_recorded_and_ends_the_job(slurm_cluster: S
     record = json.loads((runs / "r" / "record.json").read_text())
     assert record["status"] == "failed" and record["launcher"] == "srun"
     assert record["error"].startswith("rank 1 on host ") and "error injected on rank 1" in record["error"]
+
+
+SRUN_LONG_JOB = """#!/bin/bash
+#SBATCH --ntasks=2
+#SBATCH --output={out}/job.out
+srun -n 2 {python} -m mlscale run synthetic {run}
+echo "srun exited $?"
+"""
+
+
+def _srun_rank(rank: int, runs: Path, output: Path, timeout: float = 240):
+    """Rank `rank`'s process of the srun step writing under `runs`, once rank 0 has logged an epoch."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "epoch 1:" in (output.read_text(errors="replace") if output.exists() else ""):
+            for proc in psutil.process_iter(["cmdline"]):
+                try:
+                    if str(runs) in (proc.info["cmdline"] or []) and proc.environ().get("SLURM_PROCID") == str(rank):
+                        return proc
+                except psutil.Error:
+                    continue
+        time.sleep(0.5)
+    raise AssertionError(f"rank {rank} not found training within {timeout} s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSTOP], ids=["SIGKILL", "SIGSTOP"])
+def test_under_srun_a_killed_or_stopped_rank_ends_the_step_and_is_named(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tmp_path,
+    signum,
+):
+    """srun waits for every task (no --kill-on-bad-exit), and a stopped task never ends by itself: rank 0's
+    watchdog records the rank and cancels the step."""
+    runs = tmp_path / "runs"
+    run = " ".join([*TINY_SYNTHETIC, "--epochs", "1000", "--steps-per-epoch", "50", "--collective-timeout", "5",
+                    "--out", str(runs), "--run-id", "r"])  # fmt: skip
+    script = tmp_path / "job.sh"
+    script.write_text(SRUN_LONG_JOB.format(out=tmp_path, python=sys.executable, run=run))
+    job_id = slurm_cluster.run("sbatch", "--parsable", str(script), cwd=tmp_path, env=child_env()).stdout.strip()
+    try:
+        rank1 = _srun_rank(1, runs, tmp_path / "job.out")
+        signalled = time.monotonic()
+        rank1.send_signal(signum)
+        slurm_cluster.wait_idle([job_id], timeout=120)
+        took = time.monotonic() - signalled
+    finally:
+        slurm_cluster.run("scancel", "--signal=KILL", job_id, check=False)
+    output = (tmp_path / "job.out").read_text(errors="replace")
+    assert took < 30 and "srun exited 0" not in output, (took, output[-3000:])
+    record = json.loads((runs / "r" / "record.json").read_text())
+    assert record["status"] == "failed" and record["launcher"] == "srun"
+    word = "died" if signum == signal.SIGKILL else "did not respond for"
+    assert record["error"].startswith("rank 1 on host ") and word in record["error"], record["error"]
