@@ -5,9 +5,12 @@ checkpoint and the script exits 75; run again, it continues (--resume auto) to o
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from support.run import child_env, run_mlscale
@@ -60,8 +63,10 @@ def test_user_resume_flag_is_owned_by_launch():
 
 def _run_until(script, needle: str, send: int | None):
     """Run the job script; once `needle` is in its output, send it `send`. Returns (exit status, output)."""
+    # The script calls mpirun by name: `make test` runs pytest without the venv's bin on PATH.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=child_env())  # fmt: skip
+                            env=child_env({"PATH": path}))  # fmt: skip
     seen: list[str] = []
     found = threading.Event()
 
