@@ -21,8 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
-from support.jobs import BackgroundJob
+from support.jobs import BackgroundJob, rank_process
 from support.run import TINY_SYNTHETIC, child_env, mlscale_cmd
 from support.slurm import SlurmCluster, slurm_cluster  # noqa: F401 (fixture)
 
@@ -186,17 +187,12 @@ echo "srun exited $?"
 
 def _srun_rank(rank: int, runs: Path, output: Path, timeout: float = 240):
     """Rank `rank`'s process of the srun step writing under `runs`, once rank 0 has logged an epoch."""
-    import psutil
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if "epoch 1:" in (output.read_text(errors="replace") if output.exists() else ""):
-            for proc in psutil.process_iter(["cmdline"]):
-                try:
-                    if str(runs) in (proc.info["cmdline"] or []) and proc.environ().get("SLURM_PROCID") == str(rank):
-                        return proc
-                except psutil.Error:
-                    continue
+            found = rank_process(psutil.process_iter(), "srun", rank, marker=str(runs))
+            if found is not None:
+                return found
         time.sleep(0.5)
     raise AssertionError(f"rank {rank} not found training within {timeout} s")
 

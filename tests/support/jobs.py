@@ -17,7 +17,18 @@ import psutil
 from support.run import TINY_SYNTHETIC, child_env, mlscale_cmd
 
 # Each launcher's variable holding a rank's number, by which its process is found.
-RANK_VARIABLE = {"mpirun": "OMPI_COMM_WORLD_RANK", "torchrun": "RANK"}
+RANK_VARIABLE = {"mpirun": "OMPI_COMM_WORLD_RANK", "torchrun": "RANK", "srun": "SLURM_PROCID"}
+
+
+def rank_process(candidates, launcher: str, rank: int, marker: str = "mlscale") -> psutil.Process | None:
+    """The process among `candidates` that is rank `rank` of an mlscale run (`marker` in its command line)."""
+    for proc in candidates:
+        try:
+            if proc.environ().get(RANK_VARIABLE[launcher]) == str(rank) and marker in proc.cmdline():
+                return proc
+        except psutil.Error:
+            continue
+    return None
 
 
 class BackgroundJob:
@@ -45,15 +56,9 @@ class BackgroundJob:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the job ended before training\n{self.output()[-3000:]}")
             if "epoch 1:" in self.output():
-                for child in psutil.Process(self.proc.pid).children(recursive=True):
-                    try:
-                        if (
-                            child.environ().get(RANK_VARIABLE[self.launcher]) == str(rank)
-                            and "mlscale" in child.cmdline()
-                        ):
-                            return child
-                    except psutil.Error:
-                        continue
+                found = rank_process(psutil.Process(self.proc.pid).children(recursive=True), self.launcher, rank)
+                if found is not None:
+                    return found
             time.sleep(0.5)
         raise AssertionError(f"rank {rank} not found training within {timeout} s\n{self.output()[-3000:]}")
 
