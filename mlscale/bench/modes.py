@@ -79,7 +79,8 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
             break
         desc = f"epoch {epoch} test"
         test_acc, test_time = _evaluate(engine, workload, test_data, test_steps, test_timer, desc, "test")
-        steps_out.train.append(timer.epoch_end())
+        train_phases = timer.epoch_end()
+        steps_out.train.append(train_phases)
         steps_out.eval.append(test_timer.epoch_end())
         mine = {
             "epoch": epoch,
@@ -89,6 +90,9 @@ def train(engine: Engine, workload: Workload, observers, gc_policy: GcPolicy, st
             "train_samples": train_acc.samples - control.restored_samples,
             "test_samples": test_acc.samples,
             "train_steps": train_steps - (control.resume.step if control.resuming(epoch) else 0),
+            # this epoch's seconds per phase, summed over its steps: a phase's share of a step per epoch
+            # (e.g. data_wait with and without a cache)
+            "phase_totals": {phase: float(t.sum()) for phase, t in train_phases.items()},
             **_resumed_at(control, epoch),
         }
         result.rank_epochs.append(mine)

@@ -3,8 +3,8 @@
 A run directory holds:
 
 - `record.json` — the whole run (schema below), written by rank 0;
-- `ranks.jsonl` — one JSON object per rank: its host, device, per-epoch times
-  and per-phase step statistics;
+- `ranks.jsonl` — one JSON object per rank: its host, device, per-epoch times (with
+  `phase_totals`, each phase's seconds summed over the epoch's steps) and per-phase step statistics;
 - `run.log` — every rank's log lines, rank-prefixed;
 - optional extra files a workload or a later stage adds (`mllog.txt`, predictions).
 

@@ -35,6 +35,11 @@ def test_two_rank_record_holds_both_ranks(runs):
         assert len(r["epochs"]) == 2
         assert r["phases"]["forward"]["count"] == 12  # 6 steps x 2 epochs
         assert all(r["phases"][p]["mean"] > 0 for p in ("data_wait", "h2d", "forward", "backward", "optimizer"))
+        # per epoch, each phase's seconds: the epochs' totals add up to the run's, within the epoch's time
+        for p in ("data_wait", "forward"):
+            per_epoch = [e["phase_totals"][p] for e in r["epochs"]]
+            assert sum(per_epoch) == pytest.approx(r["phases"][p]["total"])
+            assert all(0 < t < e["train_time"] for t, e in zip(per_epoch, r["epochs"]))
     # Throughput is measured: global samples over the slowest rank's train time.
     e2 = rec["epoch_stats"][1]
     slowest = max(r["epochs"][1]["train_time"] for r in ranks)

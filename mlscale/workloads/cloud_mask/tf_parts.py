@@ -16,7 +16,8 @@ import tensorflow as tf
 import mlscale.engines.tensorflow  # noqa: F401  (quiet TensorFlow start-up, before the import)
 
 
-def build_model(channels: int, width: int, seed: int) -> keras.Model:
+def build_model(channels: int, width: int, seed: int, channels_last: bool = True) -> keras.Model:
+    """The U-Net; always channels last (`channels_last` is there to match `torch_parts.build_model`)."""
     keras.utils.set_random_seed(seed)  # the same initial weights on every rank and in every run
     layers = keras.layers
 
@@ -56,7 +57,8 @@ def accuracy(logits: tf.Tensor, labels: tf.Tensor, border: int) -> tf.Tensor:
     return tf.reduce_mean(tf.cast(hit, tf.float32))
 
 
-def to_tensor(array: np.ndarray) -> tf.Tensor:
+def to_tensor(array: np.ndarray, nhwc: bool = True) -> tf.Tensor:
+    assert nhwc, "Keras convolutions here take NHWC batches"
     return tf.convert_to_tensor(array)
 
 

@@ -63,8 +63,11 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor, border: int) -> torch.T
     return ((inner(logits, border) > 0).float() == inner(labels, border)).float().mean()
 
 
-def to_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(array)
+def to_tensor(array: np.ndarray, nhwc: bool = False) -> torch.Tensor:
+    """A tensor of the pipeline's batch; an NHWC array becomes an (N, C, H, W) view in channels_last
+    memory format (no copy)."""
+    t = torch.from_numpy(array)
+    return t.permute(0, 3, 1, 2) if nhwc else t
 
 
 @torch.no_grad()
@@ -74,9 +77,10 @@ def predict(model: nn.Module, patches: torch.Tensor, batch: int) -> np.ndarray:
     return torch.cat(out).float().cpu().numpy()
 
 
-def build_model(channels: int, width: int, seed: int) -> UNet:
+def build_model(channels: int, width: int, seed: int, channels_last: bool = False) -> UNet:
     torch.manual_seed(seed)  # the same initial weights on every rank and in every run
-    return UNet(channels, width)
+    model = UNet(channels, width)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
 def adam(params, lr: float) -> torch.optim.Optimizer:

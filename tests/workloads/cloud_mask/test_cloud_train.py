@@ -20,6 +20,33 @@ def test_unet_has_the_seeds_size():
     assert sum(p.numel() for p in build_model(9, 32, 0).parameters()) == 1_948_609
 
 
+def test_torch_on_the_cpu_runs_channels_last(cm_hdf):
+    """On the CPU the torch workload feeds NHWC batches as channels_last views and a channels_last
+    U-Net (oneDNN's fast layout); its outputs and gradients are the NCHW model's, up to float rounding."""
+    import torch
+
+    from mlscale.bench.config import RunConfig
+    from mlscale.bench.workload import Context
+    from mlscale.workloads.cloud_mask.config import CloudMaskConfig
+    from mlscale.workloads.cloud_mask.torch_parts import build_model, loss
+    from mlscale.workloads.cloud_mask.workload import CloudMask
+
+    ctx = Context.single_process(RunConfig(batch_size=4, device="cpu"))
+    workload = CloudMask(CloudMaskConfig(data=str(cm_hdf), patch_size=32, loss_border=4, infer_border=4, width=8), ctx)
+    x, y = next(iter(workload.build_data("train")))
+    assert x.shape == (4, 9, 32, 32) and y.shape == (4, 1, 32, 32)
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    fast, plain = workload.build_model(), build_model(9, 8, ctx.run.seed)
+    assert fast.down[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    grads = []
+    for model, batch in ((fast, x), (plain, x.contiguous())):
+        out = model(batch)
+        loss(out, y, 4, 0.5).backward()
+        grads.append((out.detach(), model.down[0][0].weight.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-4, atol=1e-5)
+
+
 def test_seed_geometry():
     assert crop_box((1200, 1500), 256) == (88, 110, 1024, 1280)  # 20 patches per image
     tiling = Tiling(1200, 1500, 256, 40)
