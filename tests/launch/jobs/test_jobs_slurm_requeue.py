@@ -57,7 +57,7 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster: Slurm
 
     # SLURM holds a requeued job back for about 2 min (its BeginTime moves on) before it runs again. Letting it
     # start at once (`scontrol update StartTime=now`) cut this test to ~30 s but failed 3 of 18 runs (the second
-    # run never finished within 600 s, in the one run that kept its output), so the test waits the hold out.
+    # run never finished within 600 s), so the test waits the hold out.
     def finished():
         return json.loads((run_dir / "record.json").read_text())["status"] != "preempted"
 
