@@ -31,17 +31,20 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-FRAMEWORKS = ("torch", "tf")
+# contender -> (--framework, extra environment). "torch passive" (--passive-torch): torch with its OpenMP
+# threads sleeping instead of spinning when idle, which matters where other jobs share the cores
+CONTENDERS = {"torch": ("torch", {}), "torch passive": ("torch", {"OMP_WAIT_POLICY": "PASSIVE"}), "tf": ("tf", {})}
 
 
-def mlscale(*args, ranks: int = 0, threads: int = 1) -> None:
+def mlscale(*args, ranks: int = 0, threads: int = 1, extra_env: dict | None = None) -> None:
     """One mlscale command, under mpirun when `ranks` is given."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads), **(extra_env or {})}
     cmd = [sys.executable, "-m", "mlscale", *map(str, args)]
     if ranks:
         path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
         cmd = [shutil.which("mpirun", path=path), "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",
-               "-np", str(ranks), "-x", "PYTHONPATH", "-x", "OMP_NUM_THREADS", *cmd]  # fmt: skip
+               "-np", str(ranks), *(a for k in ("PYTHONPATH", "OMP_NUM_THREADS", *(extra_env or {}))
+                                    for a in ("-x", k)), *cmd]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -73,11 +76,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per rank")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--infer-products", type=int, default=2, help="raw products inferred after training (0: none)")
+    parser.add_argument("--passive-torch", action="store_true", help="also torch with OMP_WAIT_POLICY=PASSIVE")
     args = parser.parse_args()
+    names = [n for n in CONTENDERS if args.passive_torch or n != "torch passive"]
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the cache shows from epoch 2)")
     # the seed's borders (15 and 40 pixels of 256) scaled to the patch: 4 and 10 of 64
     border, infer_border = args.patch_size // 16, 5 * args.patch_size // 32
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cloud_fw") as tmp:
         tmp = Path(tmp)
         mlscale("data", "cloud-mask", "--out", tmp / "data", "--products", args.products, "--rows", args.rows,
@@ -94,29 +100,34 @@ def main() -> None:
             common += ["--infer", "--products", infer]
         rows = []
         for r in range(args.rounds):
-            for fw in FRAMEWORKS:
+            for i, name in enumerate(names):
+                fw, extra_env = CONTENDERS[name]
                 backend = "single" if args.ranks == 1 else {"torch": "ddp", "tf": "mpi"}[fw]
-                run_id = f"{fw}-{r}"
+                run_id = f"{i}-{r}"
                 mlscale(*common, "--framework", fw, "--backend", backend, "--run-id", run_id, ranks=args.ranks,
-                        threads=args.threads)  # fmt: skip
-                rows.append({"framework": fw, "round": r, **figures(tmp / "runs" / run_id)})
+                        threads=args.threads, extra_env=extra_env)  # fmt: skip
+                rows.append({"contender": name, "round": r, **figures(tmp / "runs" / run_id)})
     table = pd.DataFrame(rows)
-    med = table.groupby("framework").median(numeric_only=True).drop(columns="round").T[list(FRAMEWORKS)]
+    med = table.groupby("contender").median(numeric_only=True).drop(columns="round").T[names]
     rates = [i for i in med.index if i.endswith("img/s")]
-    med["torch / tf"] = med["torch"] / med["tf"]
-    med.loc[~med.index.isin(rates), "torch / tf"] = float("nan")
+    torches = [n for n in names if n != "tf"]
+    for name in torches:
+        med[f"{name} / tf"] = (med[name] / med["tf"]).where(med.index.isin(rates))
     print(f"{args.products} products of {args.rows}x{args.columns}, {args.patch_size}-pixel patches, batch "
           f"{args.batch_size} per rank, {args.ranks} rank(s) x {args.threads} threads, {args.rounds} rounds "
-          f"(medians), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+          f"(medians), {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")  # fmt: skip
     print(med.to_markdown(floatfmt=".3g"))
     print("each round:")
     print(table.to_markdown(index=False, floatfmt=".3g"))
-    for phase in rates:
-        print(f"torch / TensorFlow, {phase.removesuffix(' img/s')}: {med.loc[phase, 'torch / tf']:.2f}x (goal >= 1.0x)")
-    for fw in FRAMEWORKS:
-        print(f"the cache ({fw}): data wait {med.loc['epoch 1 data wait %', fw]:.2f}% of a step in epoch 1, "
-              f"{med.loc['epoch 2 data wait %', fw]:.2f}% in epoch 2 (goal <= 2%); "
-              f"epoch 2 / epoch 1 throughput {med.loc['epoch 2 / epoch 1', fw]:.2f}x")  # fmt: skip
+    for name in torches:
+        for phase in rates:
+            ratio = med.loc[phase, f"{name} / tf"]
+            print(f"{name} / TensorFlow, {phase.removesuffix(' img/s')}: {ratio:.2f}x (goal >= 1.0x)")
+    for name in names:
+        print(f"the cache ({name}): data wait {med.loc['epoch 1 data wait %', name]:.2f}% of a step in epoch 1, "
+              f"{med.loc['epoch 2 data wait %', name]:.2f}% in epoch 2 (goal <= 2%); "
+              f"epoch 2 / epoch 1 throughput {med.loc['epoch 2 / epoch 1', name]:.2f}x")  # fmt: skip
 
 
 if __name__ == "__main__":
