@@ -71,7 +71,8 @@ SlurmctldPort=$ctld_port
 SlurmdPort=$d_port
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge/munge.socket
+# cred_expire: a requeued job waits this long before it runs again (default 120 s; its old credential must expire first).
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=30
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool/slurmd-%n
 SlurmctldPidFile=$dir/run/slurmctld.pid

@@ -55,9 +55,9 @@ def test_time_limit_signal_checkpoints_requeues_and_resumes(slurm_cluster: Slurm
 
     _poll("a preempted record", preempted, 120, slurm_cluster, every=0.2)
 
-    # SLURM holds a requeued job back for about 2 min (its BeginTime moves on) before it runs again. Letting it
-    # start at once (`scontrol update StartTime=now`) cut this test to ~30 s but failed 3 of 18 runs (the second
-    # run never finished within 600 s), so the test waits the hold out.
+    # SLURM holds a requeued job back until its old job credential has expired (`cred_expire`, 120 s by default,
+    # 30 s in the test cluster's slurm.conf). Starting it sooner (`scontrol update StartTime=now`) fails: slurmd
+    # kills the job as "Job credential revoked".
     def finished():
         return json.loads((run_dir / "record.json").read_text())["status"] != "preempted"
 
