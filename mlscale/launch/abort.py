@@ -5,8 +5,10 @@ collective) until a backend timeout, minutes later. `abort_job` ends the job ins
 initialised (mpirun, srun with mpi4py) `MPI_Abort` kills every rank; otherwise the process exits at
 once and the launcher (torchrun's elastic agent, mpirun) tears the peers down, and the peers'
 watchdogs (`mlscale.bench.watchdog`) see the closed connection and abort too. srun is the exception:
-without `--kill-on-bad-exit` it waits for every task, and a stopped one never ends, so under srun the
-step is cancelled first (SIGKILL reaches stopped tasks too).
+without `--kill-on-bad-exit` it waits for every task, and a stopped one never ends. So under srun each
+ending rank leaves a timer behind that cancels the step STEP_KILL_DELAY_S later (SIGKILL reaches stopped
+tasks too): the ranks that can end do so first, with the job's exit status (srun reports the highest of
+its tasks', so a user error stays exit status 2), and the timer only kills a step that a task keeps alive.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mlscale.launch.env import detect_launcher
 Reporter = Callable[[str, int, bool], None]
 _job: dict[str, Any] = {"rank": 0, "size": 1, "report": None}
 PEER_GRACE_S = 10.0  # how long a rank told of another's error leaves that rank to report it and end the job
+STEP_KILL_DELAY_S = 5.0  # under srun: how long the ranks have to end by themselves before the step is killed
 
 
 class PeerFailed(Exception):
@@ -82,13 +85,15 @@ def abort_job(code: int) -> NoReturn:
 
 
 def _cancel_slurm_step() -> None:
-    """Under srun, kill every task of this job step (this one included) when there are others."""
+    """Under srun, kill every task of this job step STEP_KILL_DELAY_S from now. If the step has ended by then
+    (every rank ended by itself), scancel finds nothing to kill: step ids are not reused within a job."""
     job, step = os.environ.get("SLURM_JOB_ID"), os.environ.get("SLURM_STEP_ID")
     scancel = shutil.which("scancel")
     if not (multi_rank() and job and step and scancel) or detect_launcher().name != "srun":
         return
+    kill = f"sleep {STEP_KILL_DELAY_S:g}; exec {scancel} --quiet --signal=KILL {job}.{step}"
     try:
-        subprocess.run([scancel, "--quiet", "--signal=KILL", f"{job}.{step}"], timeout=10, check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
+        subprocess.Popen(["sh", "-c", kill], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    except OSError:
         pass  # the launcher's own teardown is then all there is

@@ -151,7 +151,7 @@ def test_under_torchrun_a_failing_rank_is_recorded_and_ends_the_job(tmp_path):
 SRUN_JOB = """#!/bin/bash
 #SBATCH --ntasks=2
 #SBATCH --output={out}/job.out
-export MLSCALE_TEST_FAIL_AT=1:epoch2
+export MLSCALE_TEST_FAIL_AT={fail_at}
 srun -n 2 {python} -m mlscale run synthetic {run}
 code=$?
 echo "srun exited $code"
@@ -159,19 +159,30 @@ exit $code
 """
 
 
-def test_under_srun_a_failing_rank_is_recorded_and_ends_the_job(slurm_cluster: SlurmCluster, tmp_path):  # noqa: F811
+@pytest.mark.parametrize(("fail_at", "code"), [("1:epoch2", 1), ("1:epoch2/user", 2)], ids=["exception", "user"])
+def test_under_srun_a_failing_rank_is_recorded_and_ends_the_job(
+    slurm_cluster: SlurmCluster,  # noqa: F811
+    tmp_path,
+    fail_at,
+    code,
+):
     """The project's one-node SLURM: srun leaves the other task running when one exits (no
-    --kill-on-bad-exit), so it is rank 0's watchdog, told of the error, that records it and ends the step."""
+    --kill-on-bad-exit), so it is rank 0's watchdog, told of the error, that records it and ends the step;
+    every rank ends with the error's exit status, so srun's is that too (a user error: 2), not a kill's."""
     runs = tmp_path / "runs"
     run = " ".join([*TINY_SYNTHETIC, "--out", str(runs), "--run-id", "r"])
     script = tmp_path / "job.sh"
-    script.write_text(SRUN_JOB.format(out=tmp_path, python=sys.executable, run=run))
+    script.write_text(SRUN_JOB.format(out=tmp_path, python=sys.executable, run=run, fail_at=fail_at))
     t0 = time.monotonic()
     proc = slurm_cluster.run("sbatch", "--wait", str(script), cwd=tmp_path, timeout=300, check=False,
                              env=child_env())  # fmt: skip
     took = time.monotonic() - t0
     output = (tmp_path / "job.out").read_text(errors="replace")
-    assert proc.returncode != 0 and "srun exited 0" not in output and took < 120, (took, output[-3000:])
+    assert proc.returncode != 0 and f"srun exited {code}\n" in output and took < 120, (took, output[-3000:])
+    if code == 2:  # a user error: one line, nothing written (as with one rank)
+        assert output.count("mlscale: error:") == 1 and "Traceback" not in output, output[-3000:]
+        assert not (runs / "r").exists() and sorted(p.name for p in runs.iterdir()) == []
+        return
     record = json.loads((runs / "r" / "record.json").read_text())
     assert record["status"] == "failed" and record["launcher"] == "srun"
     assert record["error"].startswith("rank 1 on host ") and "error injected on rank 1" in record["error"]
