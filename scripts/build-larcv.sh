@@ -51,15 +51,11 @@ if [ -z "$WHEEL" ]; then
     rm -rf "$SRC/_skbuild"
     patch -d "$SRC" -p1 --forward --quiet <"$PATCH" || { log "patch failed: $PATCH"; exit 1; }
     sed -i "s/^__version__ = .*/__version__ = \"$WANT_VERSION\"/" "$SRC/larcv/_version.py"
-    grep -q "\"$WANT_VERSION\"" "$SRC/larcv/_version.py" || { log "patch failed: larcv/_version.py"; exit 1; }
+    require_patch "$SRC/larcv/_version.py" "\"$WANT_VERSION\""
 
     export CMAKE_POLICY_VERSION_MINIMUM=3.5
     export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
-    "$PY" -m pip wheel --no-deps -w "$BUILD_DIR/dist" "$SRC" >"$BUILD_DIR/build.log" 2>&1 || {
-        tail -n 60 "$BUILD_DIR/build.log" >&2
-        log "build failed; full log in $BUILD_DIR/build.log (KEEP_BUILD_DIR=1 keeps it)"
-        exit 1
-    }
+    pip_wheel_or_fail "$PY" "$BUILD_DIR" "$SRC"
     WHEEL=$(cache_wheel "$(ls "$BUILD_DIR"/dist/larcv-*.whl)" "$WHEEL_CACHE")
     log "built $(basename "$WHEEL") in $(($(date +%s) - start)) s"
 fi
