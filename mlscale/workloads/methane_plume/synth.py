@@ -7,11 +7,13 @@ stripes (a per-column offset, as a push-broom detector leaves them) and Gaussian
 varying size, strength and direction (a source that widens downwind and fades with distance).
 
 Training tiles (``tiles.h5``): groups ``train`` and ``test``, each with ``ch4`` (N, T + 2C, T + 2C)
-float32 raw ppm·m (nodata kept as -9999) and ``label`` (N,) uint8 (1 = a plume source lies in the
-central half of the T x T tile at the centre; 30% of the negatives hold a plume whose source lies
-outside it). C is the ring of real scene kept around each tile (``--context``, 0 by default), which
-training for the dense form needs. Attributes: ``tile_size`` (T), ``context`` (C; absent in files
-written before it existed: 0), ``format`` = "mlscale-plume-tiles-1".
+float32 raw ppm·m (nodata kept as -9999) and ``label`` (N,) uint8. C is the ring of real scene kept
+around each tile (``--context``, 0 by default), which training for the dense form needs. Without context,
+1 = a plume source lies in the central half of the tile and 30% of the negatives hold a plume whose source
+lies outside it; with context, 1 = a plume source lies anywhere in the T x T tile at the centre and half
+of the negatives hold a plume whose source lies in the context ring only (`plume_source`). Attributes:
+``tile_size`` (T), ``context`` (C; absent in files written before it existed: 0), ``format`` =
+"mlscale-plume-tiles-1".
 """
 
 from __future__ import annotations
@@ -125,24 +127,46 @@ def make_flightline(
     return data, placed
 
 
+RING_PLUMES = 0.5  # share of the negatives of a tile with context whose plume lies in the context ring only
+
+
+def plume_source(
+    rng: np.random.Generator, size: int, positive: bool, off_centre: float = 0.3, context: int = 0
+) -> tuple[float, float] | None:
+    """Where the plume of a (size + 2 context)^2 training crop starts (row, col), or None for no plume.
+
+    Without context (the seed's tiles) a positive's source is in the tile's central half and a fraction
+    `off_centre` of the negatives get one outside it, so that the classifier learns to answer for the tile's
+    centre. With context (training for the dense form) a positive's source is anywhere in the tile and a
+    fraction RING_PLUMES of the negatives get one in the context ring only: the in-context answer averages
+    the tile's own output cells alike, so it cannot tell a source in the central half from one in the
+    tile's outer part, and labels that asked it to would set the tile and in-context losses against each
+    other."""
+    if context:
+        lo, hi, share = context, context + size, RING_PLUMES
+    else:
+        lo, hi, share = size / 4, 3 * size / 4, off_centre
+    if positive:
+        return float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))
+    if rng.random() >= share:
+        return None
+    row, col = rng.uniform(0, size + 2 * context, 2)
+    while lo <= row < hi and lo <= col < hi:  # a source outside the labelled region
+        row, col = rng.uniform(0, size + 2 * context, 2)
+    return float(row), float(col)
+
+
 def make_tile(
     rng: np.random.Generator, size: int, positive: bool, off_centre: float = 0.3, context: int = 0
 ) -> np.ndarray:
-    """One CH4 tile, with `context` px of the same scene around it ((size + 2 context)^2). A positive holds a
-    plume whose source is in the tile's central half; a fraction `off_centre` of the negatives hold one whose
-    source is outside it (in the tile's outer ring or the context), so that the classifier learns to answer
-    for the tile's centre (what a per-pixel saliency map needs). With context 0 the seed's tile."""
+    """One CH4 tile, with `context` px of the same scene around it ((size + 2 context)^2), its plume (if
+    any) placed by `plume_source`. With context 0 the seed's tile."""
     full = size + 2 * context
     shape = (full, full)
     tile = ch4_background(rng, shape)
-    lo, hi = context + size / 4, context + 3 * size / 4
-    if positive:
-        tile += render_plume(shape, random_plume(rng, rng.uniform(lo, hi), rng.uniform(lo, hi)), rng)
-    elif rng.random() < off_centre:
-        row, col = rng.uniform(0, full, 2)
-        while lo <= row < hi and lo <= col < hi:  # a source outside the central half
-            row, col = rng.uniform(0, full, 2)
-        tile += render_plume(shape, random_plume(rng, row, col), rng)
+    source = plume_source(rng, size, positive, off_centre, context)
+    if source is not None:
+        tile += render_plume(shape, random_plume(rng, *source), rng)
     if rng.random() < 0.1:  # some tiles overlap the flightline's nodata border (the context ring lies beyond it)
         edge = int(rng.integers(1, size // 4))
         side = int(rng.integers(4))

@@ -22,9 +22,11 @@ from mlscale.workloads.methane_plume.consistency import (
     dense_loss,
     logit_mismatch,
     one_cycle,
+    one_cycle_momentum,
 )
 from mlscale.workloads.methane_plume.googlenet import googlenet_plume
 from mlscale.workloads.methane_plume.saliency import build_method, standardise
+from mlscale.workloads.methane_plume.synth import RING_PLUMES, plume_source
 from mlscale.workloads.methane_plume.training import TileDataset, class_weights
 
 TILE, CONTEXT = 64, 32  # small tiles keep GoogLeNet fast; the context is one output cell (stride 32)
@@ -55,6 +57,27 @@ def test_context_tiles_keep_the_tile_at_the_centre(context_tiles):
     # the ring is real scene (noisy background), not constant padding
     ring = crop[:CONTEXT]
     assert (ring != -9999).mean() > 0.5 and ring[ring != -9999].std() > 50
+
+
+def test_context_tiles_label_a_source_anywhere_in_the_tile():
+    """With context, a positive's plume starts anywhere in the tile (the in-context answer averages the
+    tile's cells alike) and the negatives' plumes start in the context ring only; without context, the
+    seed's tiles: positives in the central half, off-centre negatives anywhere outside it."""
+    rng = np.random.default_rng(0)
+    inside = [plume_source(rng, TILE, True, context=CONTEXT) for _ in range(400)]
+    rows, cols = np.array(inside).T
+    tile = (CONTEXT <= rows) & (rows < CONTEXT + TILE) & (CONTEXT <= cols) & (cols < CONTEXT + TILE)
+    assert tile.all()
+    outer = (np.minimum(rows, cols) < CONTEXT + TILE / 4) | (np.maximum(rows, cols) >= CONTEXT + 3 * TILE / 4)
+    assert outer.mean() > 0.5  # the tile's outer part too, not just its central half
+    negatives = [plume_source(rng, TILE, False, context=CONTEXT) for _ in range(400)]
+    placed = np.array([s for s in negatives if s is not None])
+    assert abs(len(placed) / 400 - RING_PLUMES) < 0.08
+    rows, cols = placed.T
+    assert not ((CONTEXT <= rows) & (rows < CONTEXT + TILE) & (CONTEXT <= cols) & (cols < CONTEXT + TILE)).any()
+    assert ((rows >= 0) & (rows < TILE + 2 * CONTEXT) & (cols >= 0) & (cols < TILE + 2 * CONTEXT)).all()
+    seed = np.array([plume_source(rng, TILE, True) for _ in range(200)])
+    assert ((seed >= TILE / 4) & (seed < 3 * TILE / 4)).all()
 
 
 def test_context_must_be_a_multiple_of_the_stride(tmp_path):
@@ -142,6 +165,28 @@ def test_scheduled_sgd_clips_and_follows_one_cycle():
         lrs.append(lr)
     assert lrs == sorted(lrs[:4]) + sorted(lrs[4:], reverse=True) and max(lrs) == pytest.approx(0.1)  # up, then down
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * one_cycle(1.0)) and one_cycle(1.0) < 1e-5
+
+
+def test_scheduled_sgd_cycles_momentum_as_torch_one_cycle_does():
+    """With momentum, the schedule is torch's OneCycleLR: the learning rate up and down and the momentum
+    from 0.95 down to 0.85 at the peak and back (constant momentum 0.9 takes 1.5x the effective step at
+    the peak, where the in-context loss starts)."""
+    steps = 50
+    ours = ScheduledSGD([torch.nn.Parameter(torch.zeros(2))], lr=0.02, momentum=0.9, total_steps=steps)
+    param = torch.nn.Parameter(torch.zeros(2))
+    reference = torch.optim.SGD([param], lr=0.02, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(reference, max_lr=0.02, total_steps=steps)
+    for step in range(steps):
+        got, want = ours.param_groups[0], reference.param_groups[0]
+        assert got["lr"] == pytest.approx(want["lr"], abs=0.02 * 0.08), step
+        assert got["momentum"] == pytest.approx(want["momentum"], abs=0.01), step
+        for p in ours.param_groups[0]["params"]:
+            p.grad = torch.ones(2)
+        ours.step()
+        param.grad = torch.ones(2)
+        reference.step()
+        schedule.step()
+    assert one_cycle_momentum(0.3) == pytest.approx(0.85) and one_cycle_momentum(0.0) == pytest.approx(0.95)
 
 
 @pytest.mark.slow
