@@ -73,7 +73,8 @@ class MethanePlumeData:
     )
     context: int = opt(
         0,
-        "px of real scene kept around each tile (a multiple of 32; 64 for --dense-consistency training)",
+        "px of real scene kept around each tile (a multiple of 32; 64 for --dense-consistency training; a positive "
+        "then has its plume source anywhere in the tile, not only in its central half)",
         metavar="PX",
         at_least=0,
     )
