@@ -93,7 +93,9 @@ def _start(workload_cls: type[Workload], wconfig: Any, run: RunConfig) -> _Run:
     engine_cls.check_supported(run, device)
     _check_run(workload_cls, run)
     # The backend's own timeout (gloo's) only backs up the watchdog, which names the rank: it comes later.
-    comm = create_communicator(run.backend, env, str(device), timeout_s=run.collective_timeout + 60)
+    comm = create_communicator(
+        run.backend, env, str(device), timeout_s=run.collective_timeout + 60, framework=engine_cls.name
+    )
     log, collected = setup_logging(comm.rank, comm.size)
     batch = batch_sizes(run.batch_size, run.global_batch_size, comm.size)
     engine_cls.prepare(run, device)

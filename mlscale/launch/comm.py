@@ -29,10 +29,13 @@ DEFAULT_TIMEOUT_S = 600.0
 class Communicator(Registered):
     registry: ClassVar[dict[str, type[Communicator]]] = {}
 
-    def __init__(self, env: RankEnv, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(
+        self, env: RankEnv, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S, framework: str = "torch"
+    ):
         self.env = env
         self.device = device
         self.timeout_s = timeout_s  # for backends whose collectives can time out (gloo)
+        self.framework = framework  # the run's engine: a backend with a binding per framework picks one (Horovod)
 
     # -- identity -----------------------------------------------------------
     @property
@@ -160,9 +163,10 @@ def backend_names() -> list[str]:
 
 
 def create_communicator(
-    name: str, env: RankEnv, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S
+    name: str, env: RankEnv, device: str = "cpu", timeout_s: float = DEFAULT_TIMEOUT_S, framework: str = "torch"
 ) -> Communicator:
+    """Backend `name` for this rank; `framework` is the engine's name ("torch", "tensorflow")."""
     names = backend_names()
     if name not in Communicator.registry:
         raise UserError(f"--backend {name!r} is not one of: {', '.join(names)}")
-    return Communicator.registry[name](env, device, timeout_s=timeout_s)
+    return Communicator.registry[name](env, device, timeout_s=timeout_s, framework=framework)

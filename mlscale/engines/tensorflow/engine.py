@@ -1,11 +1,10 @@
 """The TensorFlow engine: the CPU or one GPU per local rank, a Keras model trained by a custom loop
-(`steps`), data parallel over ranks with MultiWorkerMirroredStrategy (`distribute`), weights in
-HDF5 (`weights`).
+(`steps`), data parallel over ranks (`distribute`) with Horovod's TensorFlow binding
+(`--backend horovod`) or MultiWorkerMirroredStrategy (`--backend mpi`), weights in HDF5 (`weights`).
 
-The runner's own collectives (statistics, records) go through mlscale's communicator, so a
-multi-rank TensorFlow run takes `--backend mpi` (mpi4py), or `single` for one rank; the torch
-backends (ddp, horovod) are refused. Torch's speed-up switches have no TensorFlow counterpart here
-and are refused too.
+The runner's own collectives (statistics, records) go through mlscale's communicator: Horovod's
+under `--backend horovod`, mpi4py under `mpi`; `single` is one rank. DDP is torch's and is refused;
+so are torch's speed-up switches, which have no TensorFlow counterpart here.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from mlscale.errors import UserError
 from mlscale.launch.devices import DeviceChoice, pick_device
 from mlscale.launch.env import RankEnv
 
-BACKENDS = ("single", "mpi")
+BACKENDS = ("single", "mpi", "horovod")
 
 
 def tf_device_name(device: DeviceChoice) -> str:
@@ -43,7 +42,9 @@ class TensorFlowEngine(Engine):
     @classmethod
     def check_supported(cls, run: RunConfig, device: DeviceChoice) -> None:
         if run.backend not in BACKENDS:
-            raise UserError(f"--backend {run.backend}: the tensorflow engine runs with --backend mpi (or single)")
+            raise UserError(
+                f"--backend {run.backend}: the tensorflow engine runs with --backend horovod, mpi or single"
+            )
         for flag in ("amp", "channels_last", "compile", "cuda_graphs"):
             if getattr(run, flag):
                 raise UserError(f"--{flag.replace('_', '-')}: a torch switch, not supported by the tensorflow engine")
@@ -70,7 +71,10 @@ class TensorFlowEngine(Engine):
 
     def setup(self, lr: float) -> dict:
         run, wl = self.ctx.run, self.workload
-        self.strategy = distribute.make_strategy(self.ctx.env, self.ctx.comm)  # before any other TF op
+        comm = self.ctx.comm
+        # Horovod averages gradients in the step; otherwise a strategy, made before any other TF op.
+        self.horovod = distribute.HorovodSync() if comm.name == "horovod" else None
+        self.strategy = None if self.horovod else distribute.make_strategy(self.ctx.env, comm)
         scope = self.strategy.scope() if self.strategy else contextlib.nullcontext()
         with tf.device(tf_device_name(self.ctx.device)), scope:
             model = wl.build_model()
@@ -80,7 +84,7 @@ class TensorFlowEngine(Engine):
                 weights.load_weights(model, arrays, run.weights)
             optimizer = wl.build_optimizer(model.trainable_variables, lr)
         self.model = model
-        self.steps = Steps(wl, self.ctx, model, optimizer, self.strategy)
+        self.steps = Steps(wl, self.ctx, model, optimizer, self.strategy, self.horovod)
         return {"parameters": self.model_facts(model)["parameters"]}
 
     def make_timer(self, phases: tuple[str, ...]) -> StepTimer:

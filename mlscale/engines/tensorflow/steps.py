@@ -3,8 +3,11 @@
 A training step (forward, loss, gradients, Adam) is one `tf.function`; under
 MultiWorkerMirroredStrategy it runs in the replica context, where Keras sums the replicas'
 gradients, so each replica's loss is divided by their number (the mean gradient, as DDP and
-Horovod give). The step is timed as a whole under "forward" (backward and optimizer read 0, as
-torch's CUDA-graph steps do), and ends by reading its loss, so the host clock covers the work.
+Horovod give). Under Horovod the tape is a `DistributedGradientTape` (it averages the gradients
+itself) and rank 0's variables are broadcast after the first step. The step is timed as a whole
+under "forward" (backward and optimizer read 0, as torch's CUDA-graph steps do), and ends by reading
+its loss, so the host clock covers the work. Losses and metrics are this rank's; the runner
+averages them over ranks, whichever way the gradients travel.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from mlscale.bench.stats import Accumulator
 from mlscale.bench.timing import StepTimer
 from mlscale.bench.tree import leaves
 from mlscale.bench.workload import Context, Workload
+from mlscale.engines.tensorflow.distribute import HorovodSync
 
 
 class Steps:
-    def __init__(self, workload: Workload, ctx: Context, model, optimizer, strategy):
+    def __init__(
+        self, workload: Workload, ctx: Context, model, optimizer, strategy, horovod: HorovodSync | None = None
+    ):
         self.workload, self.ctx, self.model, self.optimizer, self.strategy = workload, ctx, model, optimizer, strategy
+        self.horovod = horovod
         self.replicas = strategy.num_replicas_in_sync if strategy else 1
         self.show_progress = ctx.run.progress and ctx.rank == 0
         self._train = tf.function(self._train_step, reduce_retracing=True)
@@ -33,7 +40,10 @@ class Steps:
             output = wl.forward(model, batch)
             loss = wl.loss(output, batch)
             scaled = loss / self.replicas
-        grads = tape.gradient(scaled, model.trainable_variables)
+        if self.horovod:
+            grads = self.horovod.gradients(tape, scaled, model.trainable_variables)
+        else:
+            grads = tape.gradient(scaled, model.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss, wl.metrics(output, batch)
 
@@ -67,6 +77,8 @@ class Steps:
             batch = self._fetch(it, timer)
             loss, metrics = self._train(batch)
             values = {"loss": float(loss), **{k: float(v) for k, v in metrics.items()}}  # waits for the step
+            if self.horovod:
+                self.horovod.after_step(self.model, self.optimizer)
             for phase in ("forward", "backward", "optimizer"):
                 timer.mark(phase)
             acc.add(values, self.workload.batch_size_of(batch))

@@ -12,8 +12,8 @@ from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 class DdpCommunicator(Communicator):
     name = "ddp"
 
-    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
-        super().__init__(env, device, timeout_s)
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S, framework="torch"):
+        super().__init__(env, device, timeout_s, framework)
         import torch
         import torch.distributed as dist
 

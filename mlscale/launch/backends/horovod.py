@@ -1,4 +1,5 @@
-"""Horovod: collectives and gradient averaging through `horovod.torch`.
+"""Horovod: collectives and gradient averaging through `horovod.torch`, or `horovod.tensorflow` for
+the TensorFlow engine (which averages its gradients itself, with `hvd.DistributedGradientTape`).
 
 Works under `mpirun` (Horovod's MPI controller) and under `horovodrun --gloo`
 (Gloo controller, no MPI): Horovod picks the controller from how it was started,
@@ -10,29 +11,76 @@ Horovod is built from source (`make horovod`, docs/horovod.md); without it
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+
 import numpy as np
 
 from mlscale.errors import UserError
 from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 
+BINDINGS = {"torch": "horovod.torch", "tensorflow": "horovod.tensorflow"}  # engine name -> Horovod module
 
-def _import_horovod():
+
+def import_horovod(framework: str = "torch"):
+    """Horovod's binding for an engine, or a one-line error."""
+    module = BINDINGS.get(framework)
+    if module is None:
+        raise UserError(f"--backend horovod: no Horovod binding for the {framework} engine")
     try:
-        import horovod.torch as hvd
+        return importlib.import_module(module)
     except ImportError as exc:
-        raise UserError(f"--backend horovod: horovod is not importable ({exc}); build it with `make horovod`") from None
-    return hvd
+        why = (str(exc) or type(exc).__name__).splitlines()[0]  # Horovod's own message goes on for lines
+        hint = "build it with `make horovod`"
+        raise UserError(f"--backend horovod: {module} is not importable ({why}); {hint}") from None
+
+
+class _TorchTensors:
+    """numpy in and out of horovod.torch's collectives."""
+
+    def __init__(self):
+        import torch
+
+        self.torch = torch
+
+    def tensor(self, array: np.ndarray):
+        return self.torch.from_numpy(array)
+
+    def int32(self, values: list[int]):
+        return self.torch.tensor(values, dtype=self.torch.int32)
+
+    def outside_inference(self):
+        """Horovod fills its output tensors on its background thread, where torch's thread-local
+        inference mode is off; tensors made inside `torch.inference_mode()` (the runner's inference
+        pass, where a data loader may scatter) would then refuse the write. Make them normal tensors."""
+        return self.torch.inference_mode(False)
+
+
+class _TensorFlowTensors:
+    """numpy in and out of horovod.tensorflow's collectives (eager)."""
+
+    def __init__(self):
+        import tensorflow as tf
+
+        self.tf = tf
+
+    def tensor(self, array: np.ndarray):
+        return self.tf.constant(array)
+
+    def int32(self, values: list[int]):
+        return self.tf.constant(values, dtype=self.tf.int32)
+
+    def outside_inference(self):
+        return contextlib.nullcontext()
 
 
 class HorovodCommunicator(Communicator):
     name = "horovod"
 
-    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
-        super().__init__(env, device, timeout_s)
-        import torch
-
-        self.torch = torch
-        self.hvd = hvd = _import_horovod()
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S, framework="torch"):
+        super().__init__(env, device, timeout_s, framework)
+        self.hvd = hvd = import_horovod(framework)
+        self.tensors = _TorchTensors() if framework == "torch" else _TensorFlowTensors()
         hvd.init()
         self._ops = {"sum": hvd.Sum, "max": hvd.Max, "min": hvd.Min}
         # Horovod names every collective; ranks must issue the same names in the same order.
@@ -41,10 +89,7 @@ class HorovodCommunicator(Communicator):
         self._synchronized_early = False
 
     def _outside_inference(self):
-        """Horovod fills its output tensors on its background thread, where torch's thread-local
-        inference mode is off; tensors made inside `torch.inference_mode()` (the runner's inference
-        pass, where a data loader may scatter) would then refuse the write. Make them normal tensors."""
-        return self.torch.inference_mode(False)
+        return self.tensors.outside_inference()
 
     def _name(self, what: str) -> str:
         self._calls += 1
@@ -61,13 +106,16 @@ class HorovodCommunicator(Communicator):
 
     # -- collectives -------------------------------------------------------------
     def barrier(self):
-        self.hvd.barrier()
+        if hasattr(self.hvd, "barrier"):
+            self.hvd.barrier()
+        else:  # horovod.tensorflow has none: an allreduce returns only once every rank has joined it
+            self._allreduce_array(np.zeros(1), "sum")
 
     def _allreduce_array(self, array, op):
         with self._outside_inference():
-            tensor = self.torch.from_numpy(np.array(array, dtype=np.float64))
+            tensor = self.tensors.tensor(np.array(array, dtype=np.float64))
             out = self.hvd.allreduce(tensor, op=self._ops[op], name=self._name("allreduce"))
-        return out.numpy()
+        return np.asarray(out.numpy())
 
     def gather(self, obj, root=0):
         # Horovod has no object gather; allgather costs the same at our sizes (records, summaries).
@@ -82,15 +130,14 @@ class HorovodCommunicator(Communicator):
     def _scatter_into(self, send, out, root):
         # alltoall with per-destination splits: the root sends chunk i to rank i, the others send
         # nothing. Raw bytes, so any numpy dtype (structured records too) travels unchanged.
-        torch = self.torch
         nbytes = out.nbytes
         with self._outside_inference():
             if send is not None:
-                payload = torch.from_numpy(np.ascontiguousarray(send).reshape(-1).view(np.uint8))
-                splits = torch.full((self.size,), nbytes, dtype=torch.int32)
+                payload = self.tensors.tensor(np.ascontiguousarray(send).reshape(-1).view(np.uint8))
+                splits = self.tensors.int32([nbytes] * self.size)
             else:
-                payload = torch.empty(0, dtype=torch.uint8)
-                splits = torch.zeros(self.size, dtype=torch.int32)
+                payload = self.tensors.tensor(np.empty(0, dtype=np.uint8))
+                splits = self.tensors.int32([0] * self.size)
             received = self.hvd.alltoall(payload, splits=splits, name=self._name("scatter"))
         if isinstance(received, tuple):  # (tensor, received_splits) in Horovod >= 0.21
             received = received[0]

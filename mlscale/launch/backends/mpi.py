@@ -10,8 +10,8 @@ from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 class MpiCommunicator(Communicator):
     name = "mpi"
 
-    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
-        super().__init__(env, device, timeout_s)
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S, framework="torch"):
+        super().__init__(env, device, timeout_s, framework)
         from mpi4py import MPI
 
         self._mpi = MPI

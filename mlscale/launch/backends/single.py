@@ -11,13 +11,13 @@ from mlscale.launch.comm import DEFAULT_TIMEOUT_S, Communicator
 class SingleCommunicator(Communicator):
     name = "single"
 
-    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S):
+    def __init__(self, env, device="cpu", timeout_s=DEFAULT_TIMEOUT_S, framework="torch"):
         if env.size != 1:
             raise UserError(
                 f"--backend single runs one process, but the {env.launcher} launcher started {env.size}; "
                 "use --backend ddp or mpi"
             )
-        super().__init__(env, device, timeout_s)
+        super().__init__(env, device, timeout_s, framework)
 
     def barrier(self):
         pass
