@@ -15,7 +15,8 @@ turn (interleaved, so load from other jobs falls on both alike), each followed b
 Each rank gets `--threads` CPU threads (OMP_NUM_THREADS; the TensorFlow engine takes it as its intra- and
 inter-op threads). One rank runs `--backend single`; more run torch under DDP and TensorFlow under `mpi`
 (its MultiWorkerMirroredStrategy; docs/cloud-mask.md), and with `--tf-horovod` TensorFlow under Horovod's
-TensorFlow binding as well ("tf horovod", also shown as a ratio to "tf").
+TensorFlow binding as well ("tf horovod"; "tf horovod yield" with OMPI_MCA_mpi_yield_when_idle=1 and
+"tf horovod cycle10" with HOROVOD_CYCLE_TIME=10; each also shown as a ratio to "tf").
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 # contender -> (--framework, --backend over several ranks, extra environment). "torch passive" (--passive-torch):
 # torch with its OpenMP threads sleeping instead of spinning when idle, which matters where other jobs share the
-# cores; "tf horovod" (--tf-horovod): TensorFlow under Horovod's TensorFlow binding instead of the strategy
+# cores; "tf horovod" (--tf-horovod): TensorFlow under Horovod's TensorFlow binding instead of the strategy, and
+# "tf horovod yield" the same with Open MPI yielding the core while Horovod's background thread waits, "tf horovod
+# cycle10" with Horovod negotiating every 10 ms instead of 1 (research/horovod_idle_cpu.py)
 CONTENDERS = {
     "torch": ("torch", "ddp", {}),
     "torch passive": ("torch", "ddp", {"OMP_WAIT_POLICY": "PASSIVE"}),
     "tf": ("tf", "mpi", {}),
     "tf horovod": ("tf", "horovod", {}),
+    "tf horovod yield": ("tf", "horovod", {"OMPI_MCA_mpi_yield_when_idle": "1"}),
+    "tf horovod cycle10": ("tf", "horovod", {"HOROVOD_CYCLE_TIME": "10"}),
 }
 
 
@@ -86,7 +91,7 @@ def main() -> None:
     parser.add_argument("--passive-torch", action="store_true", help="also torch with OMP_WAIT_POLICY=PASSIVE")
     parser.add_argument("--tf-horovod", action="store_true", help="also TensorFlow under --backend horovod")
     args = parser.parse_args()
-    wanted = {"torch passive": args.passive_torch, "tf horovod": args.tf_horovod}
+    wanted = {"torch passive": args.passive_torch, **{n: args.tf_horovod for n in CONTENDERS if "horovod" in n}}
     names = [n for n in CONTENDERS if wanted.get(n, True)]
     if args.tf_horovod and args.ranks < 2:
         parser.error("--tf-horovod needs --ranks 2 or more (one rank runs --backend single)")
