@@ -14,11 +14,11 @@ from support.run import child_env, mpirun_prefix, run_mlscale
 
 from mlscale.results.record import load_ranks, load_record
 
-pytest.importorskip("tensorflow")
-try:
-    import horovod.tensorflow  # noqa: F401
-except ImportError as exc:  # `make test` builds it first (mk/horovod.mk); a bare pytest may not have it
-    why = str(exc).splitlines()[0]
+# Checked in a child process: TensorFlow loaded into the test process makes a later torch import of
+# triton crash (segmentation fault) in tests that run after this module is collected.
+_probe = subprocess.run([sys.executable, "-c", "import horovod.tensorflow"], capture_output=True, text=True)
+if _probe.returncode != 0:  # `make test` builds it first (mk/horovod.mk); a bare pytest may not have it
+    why = (_probe.stderr.strip().splitlines() or ["no error text"])[-1]
     pytest.skip(f"horovod.tensorflow is not importable ({why}); build it with `make horovod`", allow_module_level=True)
 
 TF = ["--framework", "tf", *TINY]
