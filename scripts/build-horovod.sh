@@ -100,7 +100,6 @@ if [ -z "$WHEEL" ]; then
         "$SRC/CMakeLists.txt"
     require_patch "$SRC/CMakeLists.txt" 'set(CMAKE_INSTALL_RPATH "$ORIGIN/../../../..;$ORIGIN/../../torch/lib;$ORIGIN/../../tensorflow;'
 
-
     CUDA_ROOT=$(cuda_home)
     if [ -n "$CUDA_ROOT" ]; then
         # torch reads CUDA_HOME; Horovod's CMake takes its nvcc from HOROVOD_CUDA_HOME, and CMake's

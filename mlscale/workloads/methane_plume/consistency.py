@@ -94,15 +94,15 @@ def dense_loss(output, labels: torch.Tensor, weights: torch.Tensor, lam: float) 
 
 
 MOMENTUM_RANGE = (0.85, 0.95)  # OneCycleLR's momentum: lowest at the peak learning rate, highest at the ends
+PEAK_AT = 0.3  # OneCycleLR's pct_start: the share of training before the peak
 
 
 def _cycle(progress: float, low: float, high: float, rising: bool) -> float:
     """torch's OneCycleLR shape at `progress` (0..1, clamped): cosine from one end of (low, high) to the other
-    over the first 30%, then back."""
-    peak_at = 0.3
+    over the first PEAK_AT, then back."""
     p = min(max(progress, 0.0), 1.0)
-    t = p / peak_at if p < peak_at else (p - peak_at) / (1 - peak_at)
-    a, b = (low, high) if (p < peak_at) == rising else (high, low)
+    t = p / PEAK_AT if p < PEAK_AT else (p - PEAK_AT) / (1 - PEAK_AT)
+    a, b = (low, high) if (p < PEAK_AT) == rising else (high, low)
     return b + (a - b) * (1 + math.cos(math.pi * t)) / 2
 
 
@@ -110,7 +110,7 @@ def one_cycle(progress: float) -> float:
     """Fraction of the peak learning rate at `progress` (0..1) through training: torch's OneCycleLR shape
     (cosine up from 1/25 over 30%, down to 1/10^4 of the start), clamped past the end."""
     start, end = 1 / 25, 1 / 25 / 1e4
-    return _cycle(progress, start if progress < 0.3 else end, 1.0, rising=True)
+    return _cycle(progress, start if progress < PEAK_AT else end, 1.0, rising=True)
 
 
 def one_cycle_momentum(progress: float) -> float:
