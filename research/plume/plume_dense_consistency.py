@@ -1,7 +1,7 @@
 """methane-plume: can GoogLeNet be *trained* so that its `fcn` map follows its `cnn` map? (research, not a test)
 
     python research/plume/plume_dense_consistency.py [--tile 64] [--context 64] [--consistency 4] [--epochs 6]
-        [--crop HALF] [--step N] [--no-reach] [--save PATH | --load PATH] [--padding-mode reflect]
+        [--crop HALF] [--step N] [--no-reach] [--save PATH | --load PATH] [--padding-mode reflect] [--seed N]
 
 The tile CNN sees zero padding at the tile border; the FCN sees the real neighbours there. This script
 1. trains GoogLeNet (the seed's: 1 channel, 2 classes, aux heads) on synthetic tiles cut with `--context`
@@ -90,11 +90,11 @@ def set_padding_mode(model: torch.nn.Module, mode: str) -> None:
 
 def train(args) -> torch.nn.Module:
     t, c = args.tile, args.context
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     crops, labels = zip(*[sample(rng, t, c, 0.4, 0.3) for _ in range(args.tiles)])
     x, y = torch.from_numpy(np.stack(crops))[:, None], torch.tensor(labels)
     weights = class_weights(y.numpy())
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     model = build_tile_classifier("googlenet").train()
     set_padding_mode(model, args.padding_mode)
     trunk, fc = trunk_of(model)
@@ -197,6 +197,7 @@ def main() -> None:
     ap.add_argument("--save", help="write the trained model's state_dict here")
     ap.add_argument("--load", help="skip training: compare the model in this state_dict")
     ap.add_argument("--padding-mode", default="zeros", choices=("zeros", "reflect"), help="the convolutions' padding")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the training crops, the weights and the batches")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -103,6 +103,9 @@ def _configure(parser: argparse.ArgumentParser):
     train.add_argument("--gpus", "-g", type=int, nargs="+", default=[-1], help="GPU per rank; -1 for CPU")
     train.add_argument("--max-steps", type=int, help="cap on steps per epoch")
     train.add_argument("--checkpoint", help="weights to start from")
+    train.add_argument(
+        "--seed", type=int, default=1234, help="seeds the weights, the batch order and the augmentation (default: 1234)"
+    )
     _training_recipe(train)
     _common(train)
     return plume
@@ -257,6 +260,7 @@ def train(args: argparse.Namespace) -> int:
         system=args.system,
         progress=args.progress,
         max_steps=args.max_steps,
+        seed=args.seed,
         tag="plume-train",
     )
     run_dir = run_benchmark(MethanePlume, config, run)

@@ -80,6 +80,20 @@ def test_data_layout(plume_data):
         assert h5["train/ch4"].shape == (48, TILE, TILE) and h5["train/label"][:].sum() == 12
 
 
+def test_train_seed_decides_the_weights(plume_data, tmp_path):
+    """`plume train --seed`: the same seed trains the same weights, another seed other ones."""
+
+    def weights(seed: int, name: str) -> dict:
+        ckpt = tmp_path / name
+        run_mlscale("plume", "train", plume_data / "tiles.h5", "-o", ckpt, "--arch", "tilenet", "--epochs", 1,
+                    "-b", 8, "--max-steps", 2, "--seed", seed, "--no-progress")  # fmt: skip
+        return torch.load(ckpt, weights_only=True)["state_dict"]
+
+    first, again, other = weights(5, "a.pt"), weights(5, "b.pt"), weights(6, "c.pt")
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
 @pytest.mark.slow
 def test_train_and_infer_under_mpirun(plume_data, tmp_path):
     """Two ranks train (DDP), report a best-F1 threshold, save a checkpoint, and infer the flightline
