@@ -127,6 +127,7 @@ def make_flightline(
     return data, placed
 
 
+NODATA_TILES = 0.1  # share of the training tiles that overlap a flightline's nodata border
 RING_PLUMES = 0.5  # share of the negatives of a tile with context whose plume lies in the context ring only
 
 
@@ -167,7 +168,7 @@ def make_tile(
     source = plume_source(rng, size, positive, off_centre, context)
     if source is not None:
         tile += render_plume(shape, random_plume(rng, *source), rng)
-    if rng.random() < 0.1:  # some tiles overlap the flightline's nodata border (the context ring lies beyond it)
+    if rng.random() < NODATA_TILES:  # the context ring lies beyond the flightline's nodata border
         edge = int(rng.integers(1, size // 4))
         side = int(rng.integers(4))
         view = np.rot90(tile, side)
