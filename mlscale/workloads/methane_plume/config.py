@@ -34,7 +34,7 @@ class MethanePlumeConfig:
         choices=METHODS,
     )
     rows: int = opt(0, "inference on the first ROWS lines only (0: all); the cnn method is slow", at_least=0)
-    augment: bool = opt(True, "random flips and rotations of training tiles")
+    augment: bool = opt(True, "random flips and rotations of training tiles (with --dense-consistency: one per batch)")
     lr_schedule: str = opt(
         "constant",
         "learning rate: constant, or one-cycle (up to --lr over 30 percent of the steps, then down)",

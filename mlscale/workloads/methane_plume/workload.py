@@ -53,7 +53,7 @@ class MethanePlume(Workload):
             self._saliency = np.full((b - a, block.slab.shape[1] - tile + 1), np.nan, dtype=np.float32)
             batch = self.ctx.batch.per_rank
             return SlabBatches(block.slab, self.config, batch, block.most_rows, block.top, block.bottom)
-        from mlscale.workloads.methane_plume.training import TileDataset, class_weights, read_labels
+        from mlscale.workloads.methane_plume.training import TileDataset, TurnedBatches, class_weights, read_labels
 
         cfg, ctx = self.config, self.ctx
         if not cfg.tiles:
@@ -64,11 +64,13 @@ class MethanePlume(Workload):
             self._weights = class_weights(labels)
         mine = np.arange(ctx.rank, len(labels), ctx.size)  # round-robin shard
         augment = cfg.augment and split == "train"
-        context = self._context() if split == "train" and self._dense else 0
+        dense = split == "train" and self._dense
+        context = self._context() if dense else 0
+        seed = ctx.run.seed + ctx.rank
         dataset = TileDataset(
-            cfg.tiles, h5_split, cfg.preset, mine, augment=augment, seed=ctx.run.seed + ctx.rank, context=context
+            cfg.tiles, h5_split, cfg.preset, mine, augment=augment and not dense, seed=seed, context=context
         )
-        gen = torch.Generator().manual_seed(ctx.run.seed + ctx.rank)
+        gen = torch.Generator().manual_seed(seed)
         return torch.utils.data.DataLoader(
             dataset,
             batch_size=ctx.batch.per_rank,
@@ -76,6 +78,7 @@ class MethanePlume(Workload):
             drop_last=split == "train",
             num_workers=cfg.workers,
             generator=gen,
+            collate_fn=TurnedBatches(seed) if augment and dense else None,  # the dense form turns by batch
         )
 
     # -- model ---------------------------------------------------------------
