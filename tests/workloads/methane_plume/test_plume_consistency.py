@@ -26,8 +26,8 @@ from mlscale.workloads.methane_plume.consistency import (
 )
 from mlscale.workloads.methane_plume.googlenet import googlenet_plume
 from mlscale.workloads.methane_plume.saliency import build_method, standardise
-from mlscale.workloads.methane_plume.synth import RING_PLUMES, plume_source
-from mlscale.workloads.methane_plume.training import TileDataset, class_weights
+from mlscale.workloads.methane_plume.synth import NODATA_TILES, RING_PLUMES, make_tile, plume_source
+from mlscale.workloads.methane_plume.training import TileDataset, TurnedBatches, class_weights
 
 TILE, CONTEXT = 64, 32  # small tiles keep GoogLeNet fast; the context is one output cell (stride 32)
 
@@ -54,9 +54,45 @@ def test_context_tiles_keep_the_tile_at_the_centre(context_tiles):
     centre = standardise(crop[CONTEXT:-CONTEXT, CONTEXT:-CONTEXT], "COVID_QC")
     np.testing.assert_array_equal(plain[5][0][0].numpy(), centre)
     np.testing.assert_array_equal(ringed[5][0][0, CONTEXT:-CONTEXT, CONTEXT:-CONTEXT].numpy(), centre)
-    # the ring is real scene (noisy background), not constant padding
-    ring = crop[:CONTEXT]
-    assert (ring != -9999).mean() > 0.5 and ring[ring != -9999].std() > 50
+    # the ring is real scene (noisy background), not constant padding, and no tile lies over a nodata border
+    assert crop[:CONTEXT].std() > 50
+    assert not (h5_all(context_tiles) == -9999).any()
+
+
+def h5_all(path: Path) -> np.ndarray:
+    with h5py.File(path) as h5:
+        return np.concatenate([h5["train/ch4"][:], h5["test/ch4"][:]])
+
+
+def test_only_the_seeds_tiles_overlap_a_nodata_border():
+    """A share NODATA_TILES of the seed's tiles (no context) lie over a nodata border; with context none does,
+    and each tile's scene is the one it would have been with the border (the random stream is unchanged)."""
+    seed = [make_tile(np.random.default_rng(i), TILE, i % 2 == 0) for i in range(200)]
+    over = np.mean([(t == -9999).any() for t in seed])
+    assert abs(over - NODATA_TILES) < 0.06
+    for i in range(40):
+        ringed = make_tile(np.random.default_rng(i), TILE, True, context=CONTEXT)
+        again = make_tile(np.random.default_rng(i), TILE, True, context=CONTEXT)
+        assert not (ringed == -9999).any()
+        np.testing.assert_array_equal(ringed, again)
+
+
+def test_training_for_the_dense_form_turns_each_batch_as_a_whole():
+    """TurnedBatches gives every tile of a batch the same one of the eight turns and flips, and another
+    batch another: the tiles of one batch stay aligned with each other."""
+    rng = np.random.default_rng(0)
+    items = [(torch.from_numpy(rng.standard_normal((1, 8, 8)).astype(np.float32)), i % 2) for i in range(6)]
+    stacked = torch.stack([x for x, _ in items])
+    turns = [torch.rot90(stacked, k, (2, 3)) for k in range(4)]
+    candidates = [*turns, *(t.flip(3) for t in turns)]
+    collate = TurnedBatches(seed=3)
+    seen = set()
+    for _ in range(24):
+        x, y = collate(items)
+        assert y.tolist() == [i % 2 for i in range(6)]
+        (which,) = [k for k, c in enumerate(candidates) if torch.equal(x, c)]
+        seen.add(which)
+    assert len(seen) >= 6
 
 
 def test_context_tiles_label_a_source_anywhere_in_the_tile():
