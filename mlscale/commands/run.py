@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from pathlib import Path
 
 from mlscale.cli import ArgumentParser, raw_command
 
@@ -121,20 +122,31 @@ def run(argv: list[str]) -> int:
 
     from mlscale.bench.config import RunConfig
     from mlscale.bench.preempt import EX_PREEMPTED, Preempted
-    from mlscale.bench.runner import run_benchmark
     from mlscale.bench.workload import config_from_args, get_workload
 
     cls = get_workload(name)
-    run_config = config_from_args(RunConfig, args)
-    _preflight(run_config, name)
     try:
-        run_benchmark(cls, config_from_args(cls.Config, args), run_config)
+        run_job(cls, config_from_args(cls.Config, args), config_from_args(RunConfig, args))
     except Preempted:  # checkpoint and record written: the job script may requeue (docs/reliability.md)
         return EX_PREEMPTED
+    return 0
+
+
+def run_job(cls, config, run_config) -> Path | None:
+    """`run_benchmark` as a job, for `mlscale run` and for the workloads' own commands (`mlscale plume`):
+    the set-up checks on every rank before any work (`_preflight`), and an error on one rank ends the whole
+    job (`_end_job`) instead of leaving its peers in a collective. `Preempted` passes to the caller."""
+    from mlscale.bench.preempt import Preempted
+    from mlscale.bench.runner import run_benchmark
+
+    _preflight(run_config, cls.name)
+    try:
+        return run_benchmark(cls, config, run_config)
+    except Preempted:
+        raise
     except Exception as exc:
         _end_job(exc)
         raise
-    return 0
 
 
 def _end_job(exc: Exception) -> None:

@@ -169,7 +169,7 @@ def predict(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
     from mlscale.bench.config import RunConfig
-    from mlscale.bench.runner import run_benchmark
+    from mlscale.commands.run import run_job
     from mlscale.fileio import atomic_path
     from mlscale.io.envi import envi_header_name, inspect_envi
     from mlscale.workloads.methane_plume.checkpoint import load_checkpoint, resolve_model_path
@@ -207,7 +207,7 @@ def predict(args: argparse.Namespace) -> int:
         tag=f"plume-predict gpus={','.join(map(str, args.gpus))}",
         amp=args.amp,
     )
-    run_dir = run_benchmark(MethanePlume, config, run)
+    run_dir = run_job(MethanePlume, config, run)
     if run_dir is None:  # not rank 0
         return 0
     stem = Path(args.flightline).name.removesuffix(".img")
@@ -226,7 +226,7 @@ def predict(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     device = _device(args.gpus)
     from mlscale.bench.config import RunConfig
-    from mlscale.bench.runner import run_benchmark
+    from mlscale.commands.run import run_job
     from mlscale.workloads.methane_plume.checkpoint import build_tile_classifier, check_tile_size
     from mlscale.workloads.methane_plume.training import check_dense_config, read_labels
     from mlscale.workloads.methane_plume.workload import MethanePlume, MethanePlumeConfig
@@ -263,7 +263,7 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
         tag="plume-train",
     )
-    run_dir = run_benchmark(MethanePlume, config, run)
+    run_dir = run_job(MethanePlume, config, run)
     if run_dir is None:
         return 0
     if not args.record:

@@ -203,6 +203,20 @@ def test_bad_input_is_one_line(case, shared_data, plume_data, untrained, tmp_pat
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
 
 
+def test_train_error_is_one_line_under_mpirun(plume_data, tmp_path):
+    """An error one rank finds at set-up (here the checkpoint's missing folder) ends both ranks of
+    `plume train` with one line and exit status 2: no traceback from the peer, nothing written."""
+    target = tmp_path / "nowhere" / "m.pt"
+    proc = run_mlscale(
+        "plume", "train", plume_data / "tiles.h5", "-o", target, "--arch", "tilenet", "--epochs", 1,
+        ranks=2, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mlscale: error: ")]
+    assert len(errors) == 1 and "does not exist" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "nowhere").exists()
+
+
 def test_data_rejects_bad_sizes(tmp_path):
     proc = run_mlscale("data", "methane-plume", "--out", tmp_path, "--lines", 2, check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "at least 8" in proc.stderr
