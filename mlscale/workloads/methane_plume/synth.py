@@ -169,9 +169,9 @@ def make_tile(
     source = plume_source(rng, size, positive, off_centre, context)
     if source is not None:
         tile += render_plume(shape, random_plume(rng, *source), rng)
-    # Only the seed's tiles (no context) overlap a nodata border: a ring of nodata around a tile with context
-    # held the dense form's training 0.03 below its goal (docs/notes/methane-plume-history.md). The draw is
-    # made either way, so that the random stream, and every tile's plume, stay as they were.
+    # Only the seed's tiles (no context) overlap a nodata border: nodata around tiles with context cost the
+    # dense form's training about 0.03 of correlation (docs/notes/methane-plume-history.md). The draw is made
+    # either way, so that a seed gives the tiles with context that the benchmark's figures were measured on.
     if rng.random() < NODATA_TILES and not context:
         edge = int(rng.integers(1, size // 4))
         side = int(rng.integers(4))

@@ -114,7 +114,7 @@ class TileDataset(torch.utils.data.Dataset):
 class TurnedBatches:
     """A DataLoader collate_fn: the default collate, then one random quarter turn (and a flip half the time)
     of the whole batch, in place of TileDataset's turn per tile. Training for the dense form turns by batch,
-    as the research recipe did: with a turn per tile it stayed 0.03 below its correlation goal
+    as the research recipe did: a turn per tile cost it about 0.03 of correlation
     (docs/notes/methane-plume-history.md)."""
 
     def __init__(self, seed: int):

@@ -65,16 +65,12 @@ def h5_all(path: Path) -> np.ndarray:
 
 
 def test_only_the_seeds_tiles_overlap_a_nodata_border():
-    """A share NODATA_TILES of the seed's tiles (no context) lie over a nodata border; with context none does,
-    and each tile's scene is the one it would have been with the border (the random stream is unchanged)."""
+    """A share NODATA_TILES of the seed's tiles (no context) lie over a nodata border; with context none does."""
     seed = [make_tile(np.random.default_rng(i), TILE, i % 2 == 0) for i in range(200)]
     over = np.mean([(t == -9999).any() for t in seed])
     assert abs(over - NODATA_TILES) < 0.06
-    for i in range(40):
-        ringed = make_tile(np.random.default_rng(i), TILE, True, context=CONTEXT)
-        again = make_tile(np.random.default_rng(i), TILE, True, context=CONTEXT)
-        assert not (ringed == -9999).any()
-        np.testing.assert_array_equal(ringed, again)
+    for i in range(200):
+        assert not (make_tile(np.random.default_rng(i), TILE, i % 2 == 0, context=CONTEXT) == -9999).any()
 
 
 def test_training_for_the_dense_form_turns_each_batch_as_a_whole():
